@@ -1,0 +1,25 @@
+# ercsynth: synthesize ERC datasets with an LLM, then measure with real classifiers and
+# real statistics whether pre-training on them helps.
+#   snakemake --cores all --config benchmarks_dir=../shared/benchmarks   (embedded default)
+#   snakemake --profile slurm                                             (cluster, paper scale)
+import os
+
+# The embedded default; --configfile FILE overlays it, --config KEY=VALUE overrides single keys.
+configfile: os.path.join(workflow.basedir, "config.yaml")
+
+
+report: "rules/report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/generation.smk"
+include: "rules/parsing.smk"
+include: "rules/training.smk"
+include: "rules/statistics.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

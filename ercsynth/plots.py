@@ -1,0 +1,82 @@
+"""PNG plots for the report: label distributions, F1 per condition, confusion matrices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: cluster nodes and CI have no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ercsynth.labels import Vocabulary  # noqa: E402
+from ercsynth.stats import CONDITION_ORDER  # noqa: E402
+
+COLORS = {"original": "#4c72b0", "baseline": "#4c72b0", "natural": "#dd8452", "balanced": "#55a868"}
+
+
+def plot_label_distributions(dists: dict[str, dict[str, np.ndarray]], out: str | Path) -> None:
+    """dists[benchmark][source] = proportions over the benchmark's labels; source in original/natural/balanced."""
+    benches = list(dists)
+    fig, axes = plt.subplots(len(benches), 1, figsize=(9, 3.2 * len(benches)), squeeze=False)
+    for ax, bench in zip(axes[:, 0], benches):
+        labels = Vocabulary.of(bench).labels
+        sources = list(dists[bench])
+        width = 0.8 / max(1, len(sources))
+        x = np.arange(len(labels))
+        for i, src in enumerate(sources):
+            ax.bar(x + i * width - 0.4 + width / 2, dists[bench][src], width, label=src, color=COLORS.get(src))
+        ax.set_xticks(x, labels, rotation=20)
+        ax.set_ylabel("share of utterances")
+        ax.set_title(f"{bench}: label distribution")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_f1(df: pd.DataFrame, out: str | Path) -> None:
+    benches = sorted(df["benchmark"].unique())
+    fig, axes = plt.subplots(1, len(benches), figsize=(5.5 * len(benches), 4), squeeze=False)
+    for ax, bench in zip(axes[0], benches):
+        sub = df[df["benchmark"] == bench]
+        clfs = sorted(sub["classifier"].unique())
+        conds = [c for c in CONDITION_ORDER if c in set(sub["condition"].astype(str))]
+        width = 0.8 / max(1, len(conds))
+        x = np.arange(len(clfs))
+        for i, cond in enumerate(conds):
+            g = sub[sub["condition"].astype(str) == cond].groupby("classifier")["weighted_f1"]
+            mean = g.mean().reindex(clfs) * 100
+            sd = g.std(ddof=1).reindex(clfs).fillna(0) * 100
+            ax.bar(x + i * width - 0.4 + width / 2, mean, width, yerr=sd, capsize=3, label=cond, color=COLORS.get(cond))
+        ax.set_xticks(x, clfs)
+        ax.set_ylabel("weighted F1 (test, %)")
+        ax.set_title(bench)
+        ax.legend(fontsize=8)
+    fig.suptitle("Weighted F1 per condition (mean ± std over seeds)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusions(items: list[tuple[str, list[str], np.ndarray]], out: str | Path, cols: int = 3) -> None:
+    """items: (title, labels, confusion matrix counts); rows are normalised to recall."""
+    rows = max(1, -(-len(items) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.9 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (title, labels, cm) in zip(axes.ravel(), items):
+        cm = np.asarray(cm, dtype=float)
+        norm = np.divide(cm, cm.sum(1, keepdims=True), out=np.zeros_like(cm), where=cm.sum(1, keepdims=True) > 0)
+        ax.axis("on")
+        ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+        ax.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("gold", fontsize=8)
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,65 @@
+# Statistics: the results table, summary, Friedman tests, label quality, plots, report entries.
+
+
+def all_metrics(wildcards=None):
+    return expand(
+        "results/models/{benchmark}/{classifier}/{condition}/seed{seed}/metrics.json",
+        benchmark=BENCHMARKS,
+        classifier=CLASSIFIERS,
+        condition=CONDITIONS,
+        seed=SEEDS,
+    )
+
+
+rule aggregate:
+    input:
+        metrics=all_metrics(),
+    output:
+        csv=report("results/stats/results.csv", caption="report/results.rst", category="Results"),
+        summary="results/stats/summary.md",
+        friedman=report("results/stats/friedman.json", caption="report/friedman.rst", category="Statistics"),
+        f1_plot=report("results/stats/plots/f1_by_condition.png", caption="report/f1.rst", category="Results"),
+        confusion_plot=report(
+            "results/stats/plots/confusion_matrices.png", caption="report/confusion.rst", category="Results"
+        ),
+    log:
+        f"{LOGS}/aggregate.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../workflow_scripts/aggregate.py"
+
+
+rule label_quality:
+    input:
+        real=expand("results/benchmarks/{benchmark}/train.jsonl", benchmark=BENCHMARKS),
+        synthetic=expand(
+            "results/generated/{benchmark}/{distribution}/dialogues.jsonl",
+            benchmark=BENCHMARKS,
+            distribution=DISTRIBUTIONS,
+        ),
+        predictions=expand(
+            "results/stats/synthetic_predictions/{benchmark}/{distribution}/{classifier}_seed{seed}.jsonl",
+            benchmark=BENCHMARKS,
+            distribution=DISTRIBUTIONS,
+            classifier=CLASSIFIERS,
+            seed=SEEDS[0],
+        ),
+    output:
+        csv=report("results/stats/label_quality.csv", caption="report/label_quality.rst", category="Synthetic data"),
+        plot=report(
+            "results/stats/plots/label_distributions.png", caption="report/label_distributions.rst", category="Synthetic data"
+        ),
+    params:
+        benchmarks=BENCHMARKS,
+        distributions=DISTRIBUTIONS,
+        classifiers=CLASSIFIERS,
+        seed=SEEDS[0],
+    log:
+        f"{LOGS}/label_quality.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../workflow_scripts/label_quality.py"

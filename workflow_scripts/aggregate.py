@@ -1,0 +1,30 @@
+"""Snakemake adapter: metrics of every run -> results.csv, summary.md, friedman.json, plots."""
+
+import json
+
+import numpy as np
+
+from ercsynth.plots import plot_confusions, plot_f1
+from ercsynth.runtime import job_logging
+from ercsynth.stats import friedman_report, results_table, summary_markdown
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+log = job_logging(sm.log[0])
+df = results_table(sm.input.metrics)
+df.to_csv(sm.output.csv, index=False)
+with open(sm.output.summary, "w", encoding="utf-8") as fh:
+    fh.write(summary_markdown(df))
+with open(sm.output.friedman, "w", encoding="utf-8") as fh:
+    json.dump(friedman_report(df), fh, indent=2)
+plot_f1(df, sm.output.f1_plot)
+
+# One confusion matrix per benchmark x classifier x condition, summed over seeds.
+items = {}
+for path in sm.input.metrics:
+    with open(path, encoding="utf-8") as fh:
+        m = json.load(fh)
+    key = f"{m['benchmark']} {m['classifier']} {m['condition']}"
+    cm = np.asarray(m["confusion_matrix"])
+    items[key] = (key, m["labels"], items[key][2] + cm if key in items else cm)
+plot_confusions([items[k] for k in sorted(items)], sm.output.confusion_plot)
+log.info("aggregated %d runs", len(df))

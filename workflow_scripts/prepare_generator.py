@@ -1,0 +1,11 @@
+"""Snakemake adapter: convert an embedded GGUF model once to a plain checkpoint."""
+
+from pathlib import Path
+
+from ercsynth.backends import convert_embedded
+from ercsynth.runtime import job_logging
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+log = job_logging(sm.log[0])
+out = convert_embedded(sm.wildcards.model, Path(sm.output[0]).parent)
+log.info("converted %s to %s", sm.wildcards.model, out)
