@@ -126,7 +126,9 @@ def render_chat(text: str, conversation_format: str, tokenizer=None) -> str:
     if conversation_format == "vicuna":
         return f"{VICUNA_SYSTEM} USER: {text} ASSISTANT:"
     if conversation_format == "chat_template" and tokenizer is not None and tokenizer.chat_template:
-        return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+        )
     return text
 
 
@@ -201,7 +203,7 @@ class TransformersBackend:
                 tokenizer=self.tokenizer if stops else None,
             )
         seconds = time.perf_counter() - start
-        new = out[:, enc["input_ids"].shape[1]:]
+        new = out[:, enc["input_ids"].shape[1] :]
         results = []
         for i, prompt in enumerate(prompts):
             ids = new[i]

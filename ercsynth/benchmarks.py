@@ -34,7 +34,11 @@ class Source:
 
 
 MELD_COLUMNS = ("Utterance", "Speaker", "Emotion", "Dialogue_ID", "Utterance_ID")
-_EMORY_JSON = {"train": "emotion-detection-trn.json", "dev": "emotion-detection-dev.json", "test": "emotion-detection-tst.json"}
+_EMORY_JSON = {
+    "train": "emotion-detection-trn.json",
+    "dev": "emotion-detection-dev.json",
+    "test": "emotion-detection-tst.json",
+}
 
 IEMOCAP_HELP = (
     "IEMOCAP is licensed by USC SAIL and is never downloaded by ercsynth. Request it at "
@@ -66,14 +70,20 @@ def source(benchmarks_dir: str | Path, benchmark: str, split: str, emorynlp_form
 
 
 def missing_files(benchmarks_dir: str | Path, benchmark: str, emorynlp_format: str = "auto") -> list[Path]:
-    return [s.path for s in (source(benchmarks_dir, benchmark, sp, emorynlp_format) for sp in SPLITS) if not s.path.exists()]
+    return [
+        s.path for s in (source(benchmarks_dir, benchmark, sp, emorynlp_format) for sp in SPLITS) if not s.path.exists()
+    ]
 
 
 def load_split(benchmarks_dir: str | Path, benchmark: str, split: str, emorynlp_format: str = "auto") -> list[Dialogue]:
     src = source(benchmarks_dir, benchmark, split, emorynlp_format)
     if not src.path.exists():
-        hint = IEMOCAP_HELP.format(dir=benchmarks_dir) if benchmark == "IEMOCAP" else (
-            "set 'benchmarks_dir' in the config, or leave it at resources/benchmarks to download the public release"
+        hint = (
+            IEMOCAP_HELP.format(dir=benchmarks_dir)
+            if benchmark == "IEMOCAP"
+            else (
+                "set 'benchmarks_dir' in the config, or leave it at resources/benchmarks to download the public release"
+            )
         )
         raise BenchmarkMissing(f"{src.path}: no such file for {benchmark} {split}. {hint}")
     vocab = Vocabulary.of(benchmark)
@@ -99,7 +109,9 @@ def load_meld_csv(path: Path, vocab: Vocabulary | None = None) -> list[Dialogue]
         header = reader.fieldnames or []
         missing = [c for c in MELD_COLUMNS if c not in header]
         if missing:
-            raise BenchmarkFormatError(f"{path}:1: wrong columns: missing {', '.join(missing)} (found {', '.join(header)})")
+            raise BenchmarkFormatError(
+                f"{path}:1: wrong columns: missing {', '.join(missing)} (found {', '.join(header)})"
+            )
         dialogues: dict[str, list[tuple[int, Utterance]]] = {}
         for row in reader:
             where = f"{path}:{reader.line_num}"
@@ -166,7 +178,9 @@ def load_emory_json(path: Path, vocab: Vocabulary | None = None) -> list[Dialogu
                 for u in scene["utterances"]:
                     where = f"{path}: utterance {u.get('utterance_id', '?')}"
                     # A few utterances are spoken by several people at once; keep them all.
-                    utts.append(Utterance(", ".join(u["speakers"]), u["transcript"], _label(vocab, u["emotion"], where)))
+                    utts.append(
+                        Utterance(", ".join(u["speakers"]), u["transcript"], _label(vocab, u["emotion"], where))
+                    )
                 dialogues.append(Dialogue(scene["scene_id"], utts))
     except (KeyError, TypeError) as exc:
         raise BenchmarkFormatError(f"{path}: not the EmoryNLP JSON layout (missing {exc})") from None

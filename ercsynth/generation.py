@@ -115,27 +115,41 @@ def run_shard(
     partial = output.with_name(output.name + ".partial")
     done = read_finished(partial)
     todo = [a for a in plan.attempts if a.attempt_id not in done]
-    log.info("shard %d: %d attempts, %d already finished, %d to generate",
-             plan.shard, len(plan.attempts), len(plan.attempts) - len(todo), len(todo))
+    log.info(
+        "shard %d: %d attempts, %d already finished, %d to generate",
+        plan.shard,
+        len(plan.attempts),
+        len(plan.attempts) - len(todo),
+        len(todo),
+    )
     vocab = Vocabulary.of(plan.benchmark)
     params = DecodingParams(gen["max_new_tokens"], gen.get("temperature", 0.8), gen.get("top_p", 0.95))
     style = gen["prompt_style"]
     batch_size = gen["batch_size"]
     totals = {"seconds": 0.0, "completion_tokens": 0, "attempts": 0}
-    bar = tqdm(total=len(plan.attempts), initial=len(plan.attempts) - len(todo), unit="dialogue",
-               desc=f"{plan.benchmark}/{plan.distribution} shard {plan.shard}", file=sys.stderr,
-               mininterval=5, dynamic_ncols=False, ncols=100)
+    bar = tqdm(
+        total=len(plan.attempts),
+        initial=len(plan.attempts) - len(todo),
+        unit="dialogue",
+        desc=f"{plan.benchmark}/{plan.distribution} shard {plan.shard}",
+        file=sys.stderr,
+        mininterval=5,
+        dynamic_ncols=False,
+        ncols=100,
+    )
     with partial.open("a", encoding="utf-8") as fh:
         for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
+            batch = todo[start : start + batch_size]
             prompts = [
-                build_prompt(a, vocab, templates, style, [example_pool[i] for i in a.example_ids] if example_pool else None)
+                build_prompt(
+                    a, vocab, templates, style, [example_pool[i] for i in a.example_ids] if example_pool else None
+                )
                 for a in batch
             ]
             t0 = time.perf_counter()
             completions = backend.generate(prompts, params, batch[0].seed)
             wall = time.perf_counter() - t0
-            for spec, prompt, comp in zip(batch, prompts, completions):
+            for spec, prompt, comp in zip(batch, prompts, completions, strict=True):
                 record = {
                     "attempt_id": spec.attempt_id,
                     "index": spec.index,

@@ -76,8 +76,12 @@ class ERCModel(nn.Module):
             self.encoder.resize_token_embeddings(len(self.tokenizer))
             self.speaker_ids = self.tokenizer.convert_tokens_to_ids(tokens)
         self.hidden = self.encoder.config.hidden_size
-        self.cls_id = self.tokenizer.cls_token_id if self.tokenizer.cls_token_id is not None else self.tokenizer.bos_token_id
-        self.sep_id = self.tokenizer.sep_token_id if self.tokenizer.sep_token_id is not None else self.tokenizer.eos_token_id
+        self.cls_id = (
+            self.tokenizer.cls_token_id if self.tokenizer.cls_token_id is not None else self.tokenizer.bos_token_id
+        )
+        self.sep_id = (
+            self.tokenizer.sep_token_id if self.tokenizer.sep_token_id is not None else self.tokenizer.eos_token_id
+        )
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self._tok_cache: dict[str, list[int]] = {}
 
@@ -147,7 +151,9 @@ class CoMPM(ERCModel):
         if has:
             seqs = [mem_vecs[histories[i]] for i in has]
             lengths = torch.tensor([len(s) for s in seqs])
-            packed = pack_padded_sequence(pad_sequence(seqs, batch_first=True), lengths, batch_first=True, enforce_sorted=False)
+            packed = pack_padded_sequence(
+                pad_sequence(seqs, batch_first=True), lengths, batch_first=True, enforce_sorted=False
+            )
             _, h_n = self.gru(packed)
             memory = memory.index_copy(0, torch.tensor(has, device=context.device), h_n[-1].to(memory.dtype))
         logits = self.classifier(self.dropout(context + memory))
@@ -159,8 +165,13 @@ class EmoBERTa(ERCModel):
         super().__init__(cfg)
         self.past = int(cfg.emoberta.get("past", 4))
         self.future = int(cfg.emoberta.get("future", 1))
-        self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(self.hidden, self.hidden), nn.Tanh(),
-                                  nn.Dropout(0.1), nn.Linear(self.hidden, cfg.num_labels))
+        self.head = nn.Sequential(
+            nn.Dropout(0.1),
+            nn.Linear(self.hidden, self.hidden),
+            nn.Tanh(),
+            nn.Dropout(0.1),
+            nn.Linear(self.hidden, cfg.num_labels),
+        )
 
     def sequence(self, d: Dialogue, t: int) -> list[int]:
         def turn(j: int) -> list[int]:
@@ -220,7 +231,9 @@ class KnowledgeSource:
         self._cache: dict[tuple[str, str], str] = {}
         if kind == "comet":
             if not comet_model:
-                raise ValueError("config key 'training.todkat.comet_model' must name a COMET model when knowledge is comet")
+                raise ValueError(
+                    "config key 'training.todkat.comet_model' must name a COMET model when knowledge is comet"
+                )
             from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
             self.comet_tok = AutoTokenizer.from_pretrained(comet_model)
@@ -231,12 +244,14 @@ class KnowledgeSource:
             return [[f"{RELATION_VIEWS.get(r, r)}: {u}" for r in self.relations] for u in utterances]
         missing = sorted({(u, r) for u in utterances for r in self.relations} - self._cache.keys())
         for start in range(0, len(missing), 32):
-            chunk = missing[start:start + 32]
+            chunk = missing[start : start + 32]
             queries = [f"{u} {r} [GEN]" for u, r in chunk]
-            enc = self.comet_tok(queries, return_tensors="pt", padding=True, truncation=True, max_length=64).to(self.comet.device)
+            enc = self.comet_tok(queries, return_tensors="pt", padding=True, truncation=True, max_length=64).to(
+                self.comet.device
+            )
             with torch.no_grad():
                 out = self.comet.generate(**enc, max_new_tokens=16, num_beams=1, do_sample=False)
-            for key, text in zip(chunk, self.comet_tok.batch_decode(out, skip_special_tokens=True)):
+            for key, text in zip(chunk, self.comet_tok.batch_decode(out, skip_special_tokens=True), strict=True):
                 self._cache[key] = f"{key[1]}: {text.strip()}"
         return [[self._cache[(u, r)] for r in self.relations] for u in utterances]
 
@@ -249,9 +264,11 @@ class TODKAT(ERCModel):
         n_layers = len(self._layers())
         self.topic_layer = min(int(opts.get("topic_layer", 3)), n_layers - 1)
         self.kl_weight = float(opts.get("kl_weight", 0.01))
-        self.knowledge = knowledge or KnowledgeSource(opts.get("knowledge", "relation_views"),
-                                                      opts.get("relations", ["xReact", "oReact", "xIntent"]),
-                                                      opts.get("comet_model"))
+        self.knowledge = knowledge or KnowledgeSource(
+            opts.get("knowledge", "relation_views"),
+            opts.get("relations", ["xReact", "oReact", "xIntent"]),
+            opts.get("comet_model"),
+        )
         h = self.hidden
         vocab = len(self.tokenizer)
         # VAE topic layer: infer z from the hidden states at `topic_layer`, inject it back.
@@ -263,8 +280,15 @@ class TODKAT(ERCModel):
         self.fuse = nn.Linear(2 * h, h)
         heads = 4 if h % 4 == 0 else 1
         layers = int(opts.get("layers", 1))
-        self.dialogue_tf = nn.Transformer(d_model=h, nhead=heads, num_encoder_layers=layers, num_decoder_layers=layers,
-                                          dim_feedforward=2 * h, dropout=0.1, batch_first=True)
+        self.dialogue_tf = nn.Transformer(
+            d_model=h,
+            nhead=heads,
+            num_encoder_layers=layers,
+            num_decoder_layers=layers,
+            dim_feedforward=2 * h,
+            dropout=0.1,
+            batch_first=True,
+        )
         self.classifier = nn.Sequential(nn.Dropout(0.1), nn.Linear(h, cfg.num_labels))
         self._topic_on = False
         self._mask: torch.Tensor | None = None
@@ -276,7 +300,9 @@ class TODKAT(ERCModel):
         enc = getattr(self.encoder, "encoder", None)
         layers = getattr(enc, "layer", None) or getattr(enc, "layers", None)
         if layers is None:
-            raise ValueError(f"TODKAT needs a BERT/RoBERTa-style encoder with encoder.layer, got {type(self.encoder).__name__}")
+            raise ValueError(
+                f"TODKAT needs a BERT/RoBERTa-style encoder with encoder.layer, got {type(self.encoder).__name__}"
+            )
         return layers
 
     def _inject_topic(self, module, args, output):
@@ -300,9 +326,11 @@ class TODKAT(ERCModel):
             self.encoder.eval()
             with torch.no_grad():
                 for start in range(0, len(todo), 64):
-                    chunk = todo[start:start + 64]
-                    vecs = self.encode_cls([[self.cls_id] + self.tokens(t)[: self.cfg.max_length - 2] + [self.sep_id] for t in chunk])
-                    for t, v in zip(chunk, vecs):
+                    chunk = todo[start : start + 64]
+                    vecs = self.encode_cls(
+                        [[self.cls_id] + self.tokens(t)[: self.cfg.max_length - 2] + [self.sep_id] for t in chunk]
+                    )
+                    for t, v in zip(chunk, vecs, strict=True):
                         self._know_cache[t] = v.detach().float().cpu()
             self.encoder.train(was_training)
         return torch.stack([self._know_cache[t] for t in texts]).to(self.device)
@@ -312,7 +340,9 @@ class TODKAT(ERCModel):
         for d in dialogues:
             sizes.append(len(d.utterances))
             for u in d.utterances:
-                seqs.append([self.cls_id] + self.tokens(f"{u.speaker}: {u.text}")[: self.cfg.max_length - 2] + [self.sep_id])
+                seqs.append(
+                    [self.cls_id] + self.tokens(f"{u.speaker}: {u.text}")[: self.cfg.max_length - 2] + [self.sep_id]
+                )
                 texts.append(u.text)
         ids, mask = _pad(seqs, self.pad_id, self.device)
         self._mask, self._topic_on = mask, True
@@ -331,17 +361,20 @@ class TODKAT(ERCModel):
         know_texts = self.knowledge.texts(texts)
         r = len(self.knowledge.relations)
         know = self._knowledge_vectors([k for ks in know_texts for k in ks]).view(len(texts), r, -1).to(utt.dtype)
-        att = torch.softmax(torch.einsum("nh,nrh->nr", self.know_query(utt), know) / self.hidden ** 0.5, dim=-1)
+        att = torch.softmax(torch.einsum("nh,nrh->nr", self.know_query(utt), know) / self.hidden**0.5, dim=-1)
         k_vec = torch.einsum("nr,nrh->nh", att, know)
         fused = torch.tanh(self.fuse(torch.cat([utt, k_vec], dim=-1)))
 
         # Transformer encoder-decoder over each dialogue's utterance sequence.
         per_dialogue = list(torch.split(fused, sizes))
         src = pad_sequence(per_dialogue, batch_first=True)
-        pad_mask = pad_sequence([torch.zeros(n, dtype=torch.bool) for n in sizes], batch_first=True, padding_value=True).to(src.device)
+        pad_mask = pad_sequence(
+            [torch.zeros(n, dtype=torch.bool) for n in sizes], batch_first=True, padding_value=True
+        ).to(src.device)
         tgt = pad_sequence(list(torch.split(utt, sizes)), batch_first=True)
-        out = self.dialogue_tf(src, tgt, src_key_padding_mask=pad_mask, tgt_key_padding_mask=pad_mask,
-                               memory_key_padding_mask=pad_mask)
+        out = self.dialogue_tf(
+            src, tgt, src_key_padding_mask=pad_mask, tgt_key_padding_mask=pad_mask, memory_key_padding_mask=pad_mask
+        )
         flat = out[~pad_mask]
         return self.classifier(flat), vae_loss
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,9 @@ LINE = re.compile(
     r"\(?\s*(?P<label>[^|()]*?)\s*\)?\s*\.?\s*$"
 )
 # The frequent near-miss "Name: utterance | 3".
-COLON_LINE = re.compile(r"^\s*(?:[-*]\s+|\d+[.)]\s+)?\**(?P<speaker>[^|:]{1,60}?)\**\s*:\s*(?P<text>[^|]*?)\s*\|\s*\(?\s*(?P<label>[^|()]*?)\s*\)?\s*\.?\s*$")
+COLON_LINE = re.compile(
+    r"^\s*(?:[-*]\s+|\d+[.)]\s+)?\**(?P<speaker>[^|:]{1,60}?)\**\s*:\s*(?P<text>[^|]*?)\s*\|\s*\(?\s*(?P<label>[^|()]*?)\s*\)?\s*\.?\s*$"
+)
 SYMBOL = re.compile(r"^(?P<num>[+-]?\d+)(?:\s*(?:=|:|-)\s*[A-Za-z]+)?$")
 
 REASONS = (
@@ -163,8 +164,9 @@ def parse_records(
     max_chars: int = 20000,
 ) -> tuple[list[Dialogue], ParseReport]:
     vocab = Vocabulary.of(benchmark)
-    report = ParseReport(benchmark, distribution, rejected={r: 0 for r in REASONS},
-                         label_counts={label: 0 for label in vocab.labels})
+    report = ParseReport(
+        benchmark, distribution, rejected={r: 0 for r in REASONS}, label_counts={label: 0 for label in vocab.labels}
+    )
     seen: set[tuple] = set()
     dialogues: list[Dialogue] = []
     models: set[str] = set()
@@ -177,8 +179,13 @@ def parse_records(
         if isinstance(completion, str) and completion.strip():
             completion = (rec.get("response_prefix") or "") + completion
         res = parse_completion(
-            completion, vocab, rec.get("attempt_id", f"attempt-{report.attempted}"),
-            min_utterances, rec.get("target_emotion"), max_chars, rec.get("error"),
+            completion,
+            vocab,
+            rec.get("attempt_id", f"attempt-{report.attempted}"),
+            min_utterances,
+            rec.get("target_emotion"),
+            max_chars,
+            rec.get("error"),
         )
         report.truncated_lines_dropped += int(res.dropped_truncated_line)
         report.skipped_lines += res.skipped_lines

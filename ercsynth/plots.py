@@ -21,7 +21,7 @@ def plot_label_distributions(dists: dict[str, dict[str, np.ndarray]], out: str |
     """dists[benchmark][source] = proportions over the benchmark's labels; source in original/natural/balanced."""
     benches = list(dists)
     fig, axes = plt.subplots(len(benches), 1, figsize=(9, 3.2 * len(benches)), squeeze=False)
-    for ax, bench in zip(axes[:, 0], benches):
+    for ax, bench in zip(axes[:, 0], benches, strict=True):
         labels = Vocabulary.of(bench).labels
         sources = list(dists[bench])
         width = 0.8 / max(1, len(sources))
@@ -40,7 +40,7 @@ def plot_label_distributions(dists: dict[str, dict[str, np.ndarray]], out: str |
 def plot_f1(df: pd.DataFrame, out: str | Path) -> None:
     benches = sorted(df["benchmark"].unique())
     fig, axes = plt.subplots(1, len(benches), figsize=(5.5 * len(benches), 4), squeeze=False)
-    for ax, bench in zip(axes[0], benches):
+    for ax, bench in zip(axes[0], benches, strict=True):
         sub = df[df["benchmark"] == bench]
         clfs = sorted(sub["classifier"].unique())
         conds = [c for c in CONDITION_ORDER if c in set(sub["condition"].astype(str))]
@@ -67,7 +67,8 @@ def plot_confusions(items: list[tuple[str, list[str], np.ndarray]], out: str | P
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.9 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, (title, labels, cm) in zip(axes.ravel(), items):
+    # The grid may have spare cells, hence strict=False.
+    for ax, (title, labels, cm) in zip(axes.ravel(), items, strict=False):
         cm = np.asarray(cm, dtype=float)
         norm = np.divide(cm, cm.sum(1, keepdims=True), out=np.zeros_like(cm), where=cm.sum(1, keepdims=True) > 0)
         ax.axis("on")

@@ -25,9 +25,23 @@ def results_table(metric_files: list[str | Path]) -> pd.DataFrame:
     rows = []
     for path in metric_files:
         m = json.loads(Path(path).read_text(encoding="utf-8"))
-        row = {k: m[k] for k in ("benchmark", "classifier", "condition", "seed", "weighted_f1", "macro_f1", "accuracy",
-                                 "epochs", "pretrain_epochs", "train_seconds", "utterances_per_second",
-                                 "best_dev_weighted_f1")}
+        row = {
+            k: m[k]
+            for k in (
+                "benchmark",
+                "classifier",
+                "condition",
+                "seed",
+                "weighted_f1",
+                "macro_f1",
+                "accuracy",
+                "epochs",
+                "pretrain_epochs",
+                "train_seconds",
+                "utterances_per_second",
+                "best_dev_weighted_f1",
+            )
+        }
         row["encoder"] = m.get("encoder")
         for split, n in m.get("data", {}).items():
             row[f"{split}_dialogues"] = n
@@ -104,8 +118,10 @@ def wilcoxon_holm(wide: pd.DataFrame) -> list[dict]:
     for rank, idx in enumerate(order):
         running = max(running, min(1.0, (len(raw) - rank) * raw[idx]))
         adjusted[idx] = running
-    return [{"a": a, "b": b, "p_value": raw[i], "p_holm": adjusted[i], "significant": adjusted[i] < ALPHA}
-            for i, (a, b) in enumerate(pairs)]
+    return [
+        {"a": a, "b": b, "p_value": raw[i], "p_holm": adjusted[i], "significant": adjusted[i] < ALPHA}
+        for i, (a, b) in enumerate(pairs)
+    ]
 
 
 def friedman(df: pd.DataFrame, block_cols: list[str], conditions: list[str] | None = None) -> dict:
@@ -115,15 +131,23 @@ def friedman(df: pd.DataFrame, block_cols: list[str], conditions: list[str] | No
     if len(conditions) < 3:
         return result | {"result": "not enough conditions", "detail": "Friedman's test needs at least 3 conditions"}
     if len(wide) < MIN_BLOCKS:
-        return result | {"result": "not enough blocks",
-                         "detail": f"{len(wide)} complete block(s); at least {MIN_BLOCKS} are needed (add seeds or benchmarks)"}
+        return result | {
+            "result": "not enough blocks",
+            "detail": f"{len(wide)} complete block(s); at least {MIN_BLOCKS} are needed (add seeds or benchmarks)",
+        }
     ranks = wide.rank(axis=1, ascending=False)  # rank 1 = best weighted F1 in the block
     mean_ranks = {c: float(ranks[c].mean()) for c in conditions}
     if np.allclose(wide.to_numpy(), wide.to_numpy()[:, :1]):
         return result | {"result": "all conditions tied", "statistic": 0.0, "p_value": 1.0, "mean_ranks": mean_ranks}
     stat, p = stats.friedmanchisquare(*[wide[c].to_numpy() for c in conditions])
-    result |= {"result": "tested", "statistic": float(stat), "p_value": float(p), "mean_ranks": mean_ranks,
-               "significant": bool(p < ALPHA), "alpha": ALPHA}
+    result |= {
+        "result": "tested",
+        "statistic": float(stat),
+        "p_value": float(p),
+        "mean_ranks": mean_ranks,
+        "significant": bool(p < ALPHA),
+        "alpha": ALPHA,
+    }
     if p < ALPHA:
         result["posthoc"] = {"nemenyi": nemenyi(mean_ranks, len(wide)), "wilcoxon_holm": wilcoxon_holm(wide)}
     return result
@@ -149,7 +173,7 @@ def cohen_kappa(a: list[str], b: list[str]) -> float:
     cats = sorted(set(a) | set(b))
     idx = {c: i for i, c in enumerate(cats)}
     m = np.zeros((len(cats), len(cats)))
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         m[idx[x], idx[y]] += 1
     n = m.sum()
     po = np.trace(m) / n
@@ -157,8 +181,14 @@ def cohen_kappa(a: list[str], b: list[str]) -> float:
     return float((po - pe) / (1 - pe)) if pe < 1 else 1.0
 
 
-def label_quality_row(benchmark: str, distribution: str, classifier: str, predictions: list[dict],
-                      synthetic_labels: list[str], real_labels: list[str]) -> dict:
+def label_quality_row(
+    benchmark: str,
+    distribution: str,
+    classifier: str,
+    predictions: list[dict],
+    synthetic_labels: list[str],
+    real_labels: list[str],
+) -> dict:
     vocab = Vocabulary.of(benchmark)
     gen = [r["gold"] for r in predictions]
     pred = [r["pred"] for r in predictions]
@@ -169,6 +199,6 @@ def label_quality_row(benchmark: str, distribution: str, classifier: str, predic
         "classifier": classifier,
         "utterances": len(gen),
         "kappa": cohen_kappa(gen, pred),
-        "accuracy": float(np.mean([g == x for g, x in zip(gen, pred)])) if gen else float("nan"),
+        "accuracy": float(np.mean([g == x for g, x in zip(gen, pred, strict=True)])) if gen else float("nan"),
         "js_distance": float(jensenshannon(p, q, base=2)) if p.sum() and q.sum() else float("nan"),
     }

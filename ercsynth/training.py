@@ -66,7 +66,9 @@ def cap(dialogues: list[Dialogue], limit: int | None) -> list[Dialogue]:
     return [dialogues[i] for i in keep]
 
 
-def batches(dialogues: list[Dialogue], batch_utterances: int, shuffle: bool, rng: random.Random | None = None) -> Iterator[list[Dialogue]]:
+def batches(
+    dialogues: list[Dialogue], batch_utterances: int, shuffle: bool, rng: random.Random | None = None
+) -> Iterator[list[Dialogue]]:
     """Whole dialogues packed until the batch holds `batch_utterances` utterances."""
     order = list(range(len(dialogues)))
     if shuffle:
@@ -92,7 +94,7 @@ def label_tensor(dialogues: list[Dialogue], vocab: Vocabulary, device) -> torch.
 def classification_metrics(gold: list[int], pred: list[int], labels: tuple[str, ...]) -> dict:
     k = len(labels)
     cm = np.zeros((k, k), dtype=int)
-    for g, p in zip(gold, pred):
+    for g, p in zip(gold, pred, strict=True):
         cm[g, p] += 1
     support = cm.sum(1)
     predicted = cm.sum(0)
@@ -108,7 +110,12 @@ def classification_metrics(gold: list[int], pred: list[int], labels: tuple[str, 
         "accuracy": float(tp.sum() / total) if total else 0.0,
         "labels": list(labels),
         "per_class": {
-            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, name in enumerate(labels)
         },
         "confusion_matrix": cm.tolist(),
@@ -125,8 +132,9 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoint"
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        self.accelerator = Accelerator(mixed_precision=cfg.precision if torch.cuda.is_available() else "no",
-                                       cpu=not torch.cuda.is_available())
+        self.accelerator = Accelerator(
+            mixed_precision=cfg.precision if torch.cuda.is_available() else "no", cpu=not torch.cuda.is_available()
+        )
         set_seed(cfg.seed)
         mcfg = ModelConfig(cfg.encoder, len(self.vocab), cfg.max_length, cfg.compm, cfg.emoberta, cfg.todkat)
         self.model: ERCModel = build_model(cfg.classifier, mcfg)
@@ -138,8 +146,10 @@ class Trainer:
     def _optimizer(self, steps: int):
         encoder_params = [p for n, p in self.model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
         head_params = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
-        opt = torch.optim.AdamW([{"params": encoder_params, "lr": self.cfg.lr},
-                                 {"params": head_params, "lr": self.cfg.head_lr}], weight_decay=0.01)
+        opt = torch.optim.AdamW(
+            [{"params": encoder_params, "lr": self.cfg.lr}, {"params": head_params, "lr": self.cfg.head_lr}],
+            weight_decay=0.01,
+        )
         warm = max(1, int(steps * self.cfg.warmup_ratio))
 
         def schedule(step: int) -> float:  # linear warm-up, then linear decay to zero
@@ -153,8 +163,15 @@ class Trainer:
         self.model.train()
         total, count = 0.0, 0
         n_batches = sum(1 for _ in batches(data, self.cfg.batch_utterances, False))
-        bar = tqdm(batches(data, self.cfg.batch_utterances, True, rng), total=n_batches, desc=desc, unit="batch",
-                   file=sys.stderr, mininterval=10, ncols=100)
+        bar = tqdm(
+            batches(data, self.cfg.batch_utterances, True, rng),
+            total=n_batches,
+            desc=desc,
+            unit="batch",
+            file=sys.stderr,
+            mininterval=10,
+            ncols=100,
+        )
         for batch in bar:
             start = time.perf_counter()
             with self.accelerator.autocast():
@@ -170,7 +187,9 @@ class Trainer:
             self.utterances_seen += len(gold)
             total += float(loss.detach()) * len(gold)
             count += len(gold)
-            bar.set_postfix(loss=f"{total / count:.3f}", utt_s=f"{self.utterances_seen / max(self.train_seconds, 1e-9):.1f}")
+            bar.set_postfix(
+                loss=f"{total / count:.3f}", utt_s=f"{self.utterances_seen / max(self.train_seconds, 1e-9):.1f}"
+            )
         return total / max(count, 1)
 
     @torch.no_grad()
@@ -241,31 +260,48 @@ class Trainer:
                         torch.save(self.model.state_dict(), self.ckpt_dir / "best.pt")
                 history.append(entry)
                 log.info("%s", json.dumps(entry))
-                self._save_state({"phase": phase, "epoch": epoch, "model": self.model.state_dict(),
-                                  "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                                  "history": history, "best_f1": best_f1,
-                                  "utterances_seen": self.utterances_seen, "train_seconds": self.train_seconds})
+                self._save_state(
+                    {
+                        "phase": phase,
+                        "epoch": epoch,
+                        "model": self.model.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "history": history,
+                        "best_f1": best_f1,
+                        "utterances_seen": self.utterances_seen,
+                        "train_seconds": self.train_seconds,
+                    }
+                )
             state = None
         best = self.ckpt_dir / "best.pt"
         if best.exists():
             self.model.load_state_dict(torch.load(best, map_location="cpu"))
-        return {"history": history, "best_dev_weighted_f1": best_f1,
-                "epochs": sum(1 for h in history if h["phase"] == "finetune"),
-                "pretrain_epochs": sum(1 for h in history if h["phase"] == "pretrain"),
-                "train_seconds": self.train_seconds,
-                "utterances_per_second": self.utterances_seen / self.train_seconds if self.train_seconds else 0.0}
+        return {
+            "history": history,
+            "best_dev_weighted_f1": best_f1,
+            "epochs": sum(1 for h in history if h["phase"] == "finetune"),
+            "pretrain_epochs": sum(1 for h in history if h["phase"] == "pretrain"),
+            "train_seconds": self.train_seconds,
+            "utterances_per_second": self.utterances_seen / self.train_seconds if self.train_seconds else 0.0,
+        }
 
 
 def prediction_rows(data: list[Dialogue], preds: list[int], vocab: Vocabulary) -> Iterator[dict]:
     it = iter(preds)
     for d in data:
         for i, u in enumerate(d.utterances):
-            yield {"dialogue_id": d.dialogue_id, "index": i, "speaker": u.speaker, "text": u.text,
-                   "gold": u.label, "pred": vocab.labels[next(it)]}
+            yield {
+                "dialogue_id": d.dialogue_id,
+                "index": i,
+                "speaker": u.speaker,
+                "text": u.text,
+                "gold": u.label,
+                "pred": vocab.labels[next(it)],
+            }
 
 
 def write_jsonl(path: str | Path, rows) -> None:
     with Path(path).open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-

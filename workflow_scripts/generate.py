@@ -19,5 +19,10 @@ t0 = time.perf_counter()
 backend = make_backend(gen, sm.params.model or None)
 log.info("backend %s, model %s loaded in %.1f s", backend.name, backend.model, time.perf_counter() - t0)
 totals = run_shard(plan, backend, templates, gen, sm.output[0], pool)
-log.info("generated %d attempts, %d tokens in %.1f s (%.1f tokens/s)", totals["attempts"],
-         totals["completion_tokens"], totals["seconds"], totals["completion_tokens"] / max(totals["seconds"], 1e-9))
+log.info(
+    "generated %d attempts, %d tokens in %.1f s (%.1f tokens/s)",
+    totals["attempts"],
+    totals["completion_tokens"],
+    totals["seconds"],
+    totals["completion_tokens"] / max(totals["seconds"], 1e-9),
+)

@@ -10,13 +10,22 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 log = job_logging(sm.log[0])
 gen = sm.config["generation"]
 records = read_raw(sm.input.shards)
-dialogues, report = parse_records(records, sm.wildcards.benchmark, sm.wildcards.distribution,
-                                  gen.get("min_utterances", 4), gen.get("max_output_chars", 20000))
+dialogues, report = parse_records(
+    records,
+    sm.wildcards.benchmark,
+    sm.wildcards.distribution,
+    gen.get("min_utterances", 4),
+    gen.get("max_output_chars", 20000),
+)
 write_dialogues(sm.output.dialogues, dialogues)
 with open(sm.output.report, "w", encoding="utf-8") as fh:
     json.dump(report.to_json(), fh, indent=2)
 write_compm_tsv(sm.output.compm, dialogues)
 example = records[0]["prompt"] if records and "prompt" in records[0] else ""
 write_hf_dataset(sm.output.card.rsplit("/", 1)[0], dialogues, report, example, ", ".join(report.models))
-log.info("%d attempts -> %d valid dialogues; rejected: %s", report.attempted, report.valid,
-         {k: v for k, v in report.rejected.items() if v})
+log.info(
+    "%d attempts -> %d valid dialogues; rejected: %s",
+    report.attempted,
+    report.valid,
+    {k: v for k, v in report.rejected.items() if v},
+)

@@ -5,7 +5,7 @@ import torch
 from ercsynth.dialogues import read_dialogues
 from ercsynth.labels import Vocabulary
 from ercsynth.runtime import job_logging, set_threads
-from ercsynth.training import Trainer, TrainConfig, prediction_rows, write_jsonl
+from ercsynth.training import TrainConfig, Trainer, prediction_rows, write_jsonl
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 log = job_logging(sm.log[0])

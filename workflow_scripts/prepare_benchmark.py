@@ -9,5 +9,11 @@ log = job_logging(sm.log[0])
 fmt = "json" if sm.input[0].endswith(".json") else "tsv"
 dialogues = load_split(sm.config["benchmarks_dir"], sm.wildcards.benchmark, sm.wildcards.split, fmt)
 n = write_dialogues(sm.output[0], dialogues)
-log.info("%s %s: %d dialogues, %d utterances from %s", sm.wildcards.benchmark, sm.wildcards.split, n,
-         sum(len(d.utterances) for d in dialogues), sm.input[0])
+log.info(
+    "%s %s: %d dialogues, %d utterances from %s",
+    sm.wildcards.benchmark,
+    sm.wildcards.split,
+    n,
+    sum(len(d.utterances) for d in dialogues),
+    sm.input[0],
+)

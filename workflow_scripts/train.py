@@ -6,7 +6,7 @@ import shutil
 from ercsynth.dialogues import read_dialogues
 from ercsynth.labels import Vocabulary
 from ercsynth.runtime import job_logging, set_threads
-from ercsynth.training import Trainer, TrainConfig, cap, prediction_rows, write_jsonl
+from ercsynth.training import TrainConfig, Trainer, cap, prediction_rows, write_jsonl
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 log = job_logging(sm.log[0])
@@ -21,8 +21,13 @@ test = cap(read_dialogues(sm.input.test), caps.get("test"))
 synthetic = cap(read_dialogues(sm.input.synthetic), caps.get("synthetic")) if sm.input.get("synthetic") else None
 if synthetic is not None and not synthetic:
     log.warning("the synthetic dataset %s holds no valid dialogue: no pre-training for this run", sm.input.synthetic)
-log.info("data: train %d, dev %d, test %d dialogues, synthetic %s", len(train), len(dev), len(test),
-         len(synthetic) if synthetic is not None else "-")
+log.info(
+    "data: train %d, dev %d, test %d dialogues, synthetic %s",
+    len(train),
+    len(dev),
+    len(test),
+    len(synthetic) if synthetic is not None else "-",
+)
 
 cfg = TrainConfig.from_config(training, w.classifier, w.benchmark, int(w.seed))
 run_dir = sm.output.metrics.rsplit("/", 1)[0]
@@ -31,13 +36,23 @@ summary = trainer.run(train, dev, synthetic)
 metrics, preds = trainer.evaluate(test)
 vocab = Vocabulary.of(w.benchmark)
 metrics |= {
-    "benchmark": w.benchmark, "classifier": w.classifier, "condition": condition, "seed": int(w.seed),
-    "encoder": training["encoder"], "epochs": summary["epochs"], "pretrain_epochs": summary["pretrain_epochs"],
+    "benchmark": w.benchmark,
+    "classifier": w.classifier,
+    "condition": condition,
+    "seed": int(w.seed),
+    "encoder": training["encoder"],
+    "epochs": summary["epochs"],
+    "pretrain_epochs": summary["pretrain_epochs"],
     "train_seconds": round(summary["train_seconds"], 2),
     "utterances_per_second": round(summary["utterances_per_second"], 2),
-    "best_dev_weighted_f1": summary["best_dev_weighted_f1"], "history": summary["history"],
-    "data": {"train": len(train), "dev": len(dev), "test": len(test),
-             "synthetic": len(synthetic) if synthetic is not None else 0},
+    "best_dev_weighted_f1": summary["best_dev_weighted_f1"],
+    "history": summary["history"],
+    "data": {
+        "train": len(train),
+        "dev": len(dev),
+        "test": len(test),
+        "synthetic": len(synthetic) if synthetic is not None else 0,
+    },
 }
 write_jsonl(sm.output.predictions, prediction_rows(test, preds, vocab))
 if sm.output.get("model"):

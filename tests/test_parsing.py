@@ -1,0 +1,163 @@
+"""Whatever an LLM writes, parsing never crashes: each attempt is valid or rejected by reason."""
+
+import json
+
+import pytest
+from conftest import BENCH
+
+from ercsynth.benchmarks import load_tsv
+from ercsynth.labels import Vocabulary
+from ercsynth.parsing import REASONS, parse_completion, parse_records, read_raw, write_compm_tsv, write_hf_dataset
+
+V = Vocabulary.of("MELD")
+GOOD = "Ann | Hi there! | 2\nBo | Oh no, not you again. | 4\nAnn | Come on. | 1\nBo | Fine. | 1\n"
+
+
+def parse(text, **kw):
+    return parse_completion(text, V, "d0", **kw)
+
+
+def test_valid_dialogue():
+    res = parse(GOOD)
+    assert res.reason is None
+    assert [(u.speaker, u.label) for u in res.dialogue.utterances] == [
+        ("Ann", "joy"),
+        ("Bo", "anger"),
+        ("Ann", "neutral"),
+        ("Bo", "neutral"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "kw", "reason"),
+    [
+        ("", {}, "empty_output"),
+        ("   \n\n", {}, "empty_output"),
+        ("x" * 30000, {}, "huge_output"),
+        ("Ann | hi | 1\x00\x01\x02", {}, "binary_or_non_utf8"),
+        ("Ann | caf\ufffd | 1\nBo | ok | 1", {}, "binary_or_non_utf8"),
+        ("Once upon a time there was a dialogue.\nThe end.", {}, "no_parsable_lines"),
+        (GOOD + "Ann | What? | 9\n", {}, "label_out_of_vocabulary"),
+        (GOOD + "Ann | What? | happy\n", {}, "label_out_of_vocabulary"),
+        (GOOD + " | What? | 1\n", {}, "missing_speaker_or_text"),
+        (GOOD + "Ann |  | 1\n", {}, "missing_speaker_or_text"),
+        ("Ann | Hi | 1\nBo | Hey | 1\n", {}, "too_few_utterances"),
+        ("Ann | Hi | 1\nAnn | Hey | 1\nAnn | Yo | 2\nANN | So | 1\n", {}, "single_speaker"),
+        (GOOD, {"target": "fear"}, "target_emotion_absent"),
+        ("whatever", {"error": "HTTP 500"}, "backend_error"),
+    ],
+)
+def test_rejections(text, kw, reason):
+    assert reason in REASONS
+    assert parse(text, **kw).reason == reason
+
+
+def test_tolerated_variants():
+    text = "1. **Ann** | Hi there! | (2)\n2. Bo: Oh no. | 4 = anger\nAnn | Right. | neutral\nBo | Yes | 1.\n"
+    res = parse(text)
+    assert res.reason is None, res
+    assert [u.label for u in res.dialogue.utterances] == ["joy", "anger", "neutral", "neutral"]
+
+
+def test_truncated_last_line_is_dropped_and_the_rest_kept():
+    res = parse(GOOD + "Ann | And then I sai")
+    assert res.reason is None and res.dropped_truncated_line
+    assert len(res.dialogue.utterances) == 4
+    res = parse(GOOD + "Ann | And then I said |")
+    assert res.reason is None and res.dropped_truncated_line
+
+
+def test_target_present():
+    assert parse(GOOD, target="anger").reason is None
+
+
+def records(texts, **extra):
+    return [
+        {
+            "attempt_id": f"a{i}",
+            "index": i,
+            "completion": t,
+            "completion_tokens": 10,
+            "seconds": 0.5,
+            "backend": "transformers",
+            "model": "m",
+            **extra,
+        }
+        for i, t in enumerate(texts)
+    ]
+
+
+def test_report_counts_duplicates_and_prefix():
+    recs = records([GOOD, GOOD, "garbage", ""])
+    recs.append(
+        {
+            "attempt_id": "p",
+            "index": 9,
+            "response_prefix": "Ann |",
+            "completion": GOOD[len("Ann |") :].replace("Hi there", "Hello"),
+            "completion_tokens": 10,
+            "seconds": 0.5,
+            "backend": "transformers",
+            "model": "m",
+        }
+    )
+    dialogues, report = parse_records(recs, "MELD", "natural")
+    r = report.to_json()
+    assert r["attempted"] == 5 and r["valid"] == 2 and r["duplicates"] == 1
+    assert (
+        r["rejected"]["duplicate"] == 1
+        and r["rejected"]["no_parsable_lines"] == 1
+        and r["rejected"]["empty_output"] == 1
+    )
+    assert r["label_counts"]["neutral"] == 4 and set(r["label_counts"]) == set(V.labels)
+    assert r["tokens_per_second"] == pytest.approx(20.0)
+    assert dialogues[1].utterances[0].text == "Hello!"
+
+
+def test_corrupt_and_non_utf8_raw_files_never_crash(tmp_path):
+    raw = tmp_path / "shard0.jsonl"
+    with raw.open("wb") as fh:
+        fh.write(json.dumps(records([GOOD])[0]).encode() + b"\n")
+        fh.write(b'{"attempt_id": "b", "completion": "Ann | caf\xff\xfe | 1"}\n')
+        fh.write(b"\x00\x01 not json at all\n")
+        fh.write(b"[1, 2, 3]\n")
+        fh.write(json.dumps({"attempt_id": "c", "completion": {"nested": 1}}).encode() + b"\n")
+    recs = read_raw([raw])
+    dialogues, report = parse_records(recs, "MELD", "natural")
+    assert report.attempted == 5 and report.valid == 1
+    assert sum(report.rejected.values()) == 4
+
+
+def test_compm_export_round_trips(tmp_path):
+    dialogues, _ = parse_records(records([GOOD, GOOD.replace("Fine", "Great")]), "MELD", "natural")
+    out = tmp_path / "compm.tsv"
+    write_compm_tsv(out, dialogues)
+    back = load_tsv(out, V)
+    assert [[(u.speaker, u.text, u.label) for u in d.utterances] for d in back] == [
+        [(u.speaker, u.text, u.label) for u in d.utterances] for d in dialogues
+    ]
+    assert out.read_text().splitlines()[0] == "Ann\tHi there!\tJoy"
+
+
+def test_hf_export_loads_with_datasets(tmp_path):
+    import datasets
+
+    dialogues, report = parse_records(records([GOOD]), "MELD", "balanced")
+    write_hf_dataset(tmp_path / "hf", dialogues, report, "PROMPT TEXT", "transformers:gemma")
+    ds = datasets.load_dataset(str(tmp_path / "hf"), split="train")
+    assert ds[0]["utterances"][1] == {"speaker": "Bo", "text": "Oh no, not you again.", "label": "anger"}
+    card = (tmp_path / "hf" / "README.md").read_text()
+    for needle in ("transformers:gemma", "PROMPT TEXT", "1 = neutral", "balanced", "Licence", "| anger | 4 | 1 |"):
+        assert needle in card
+
+
+def test_benchmark_text_parses_back(tmp_path):
+    """Real MELD dialogues rendered in the prompt's line format parse back to themselves."""
+    from ercsynth.benchmarks import load_split
+
+    d = load_split(BENCH, "MELD", "dev")[3]
+    text = "\n".join(
+        f"{u.speaker} | {' '.join(u.text.split())} | {V.symbol(u.label)}" for u in d.utterances if "|" not in u.text
+    )
+    res = parse(text, min_utterances=1)
+    assert res.reason in (None, "single_speaker")

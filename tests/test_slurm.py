@@ -1,0 +1,133 @@
+"""The workflow through `snakemake --profile slurm` on a real local SLURM cluster
+(scripts/start_slurm.sh; .ci/run starts it): a full tiny run, a failing target, and a rerun of
+that single target alone."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import BENCH, REPO, seed_generator
+
+pytestmark = [pytest.mark.slow, pytest.mark.slurm]
+
+CONFIG = REPO / "tests" / "configs" / "tiny_slurm.yaml"
+TARGET = "results/models/MELD/emoberta/natural/seed1/metrics.json"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if shutil.which("sinfo") is None or subprocess.run(["sinfo"], capture_output=True).returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the SLURM test: start the cluster with scripts/start_slurm.sh")
+        pytest.skip("no SLURM cluster here: run scripts/start_slurm.sh (as root) first")
+
+
+def slurm_snakemake(workdir: Path, *targets: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """`snakemake --profile slurm`, typed from the repository root, with the test cluster's overrides."""
+    cmd = [
+        # SIGINT on timeout: Snakemake cancels its SLURM jobs then; SIGTERM does not stop it.
+        "timeout",
+        "-s",
+        "INT",
+        "-k",
+        "30",
+        str(timeout),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "slurm",
+        "-d",
+        str(workdir),
+        "--workflow-profile",
+        str(REPO / "tests" / "profiles" / "slurm-cpu"),
+        "--default-resources",
+        "slurm_partition=debug",
+        "mem_mb=1000",
+        "runtime=10",
+        # Without slurmdbd, sacct fails: poll with squeue, and start polling after 1 s.
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--latency-wait",
+        "5",
+        *targets,
+        "--configfile",
+        str(CONFIG),
+        "--config",
+        f"benchmarks_dir={BENCH}",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
+
+
+def test_workflow_on_slurm_then_fail_and_rerun_one_target(cluster, tmp_path, generator_checkpoint):
+    seed_generator(tmp_path, generator_checkpoint)
+    first = slurm_snakemake(tmp_path)
+    out = first.stdout + first.stderr
+    assert first.returncode == 0, out[-6000:]
+    assert "Job " in out and "has been submitted with SLURM jobid" in out
+    for name in ("results.csv", "summary.md", "friedman.json", "label_quality.csv"):
+        assert (tmp_path / "results" / "stats" / name).exists()
+    slurm_logs = tmp_path / ".snakemake" / "slurm_logs"
+    assert {p.name for p in slurm_logs.iterdir()} >= {"rule_generate", "rule_train_pretrained", "rule_parse"}
+    assert "--gpus" not in out  # the test profile asks for no GPU; the default one does (see test_profiles)
+
+    # Break the synthetic dataset the target reads, and rerun that target: its SLURM job fails.
+    metrics = sorted((tmp_path / "results" / "models").rglob("metrics.json"))
+    stamps = {p: p.stat().st_mtime_ns for p in metrics}
+    synthetic = tmp_path / "results/generated/MELD/natural/dialogues.jsonl"
+    good = synthetic.read_bytes()
+    synthetic.write_bytes(good + b'{"dialogue_id": "broken", "utterances": [{"speaker": "A"}]}\n')
+    failed = slurm_snakemake(tmp_path, TARGET)
+    out = failed.stdout + failed.stderr
+    assert failed.returncode != 0
+    assert "Error in rule train_pretrained" in out and "SLURM" in out
+    job_logs = "\n".join(p.read_text() for p in (slurm_logs / "rule_train_pretrained").rglob("*.log"))
+    rule_log = (tmp_path / "results/logs/train/MELD_emoberta_natural_seed1.log").read_text()
+    assert "dialogues.jsonl:" in rule_log + job_logs and "not a dialogue record" in rule_log + job_logs
+
+    # Mend it and rerun the single failed target alone; every other result stays untouched.
+    synthetic.write_bytes(good)
+    rerun = slurm_snakemake(tmp_path, TARGET)
+    out = rerun.stdout + rerun.stderr
+    assert rerun.returncode == 0, out[-6000:]
+    assert out.count("has been submitted with SLURM jobid") == 1
+    for path, stamp in stamps.items():
+        if not str(path).endswith(TARGET):
+            assert path.stat().st_mtime_ns == stamp, path
+    assert (tmp_path / TARGET).stat().st_mtime_ns > stamps[tmp_path / TARGET]
+
+
+def test_profiles_request_gpus_only_for_gpu_jobs(cluster, tmp_path):
+    """The real profiles, dry-run: GPU jobs ask for a GPU, CPU jobs do not."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "slurm",
+        "-d",
+        str(tmp_path),
+        "-n",
+        "--configfile",
+        str(CONFIG),
+        "--config",
+        f"benchmarks_dir={BENCH}",
+    ]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    blocks = out.split("rule ")
+    for block in blocks:
+        name = block.split(":", 1)[0].strip()
+        if name in ("generate", "train_baseline", "train_pretrained", "predict_synthetic"):
+            assert "gpu=1" in block, block
+        elif name in ("parse", "aggregate", "label_quality", "prepare_benchmark"):
+            assert "gpu=" not in block, block
