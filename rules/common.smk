@@ -30,12 +30,16 @@ EMORY_FORMAT = "json" if DOWNLOADING else config["emorynlp_format"]
 
 def _select_benchmarks():
     chosen = list(config["benchmarks"])
-    if "IEMOCAP" not in chosen and config.get("add_iemocap_if_present", True):
-        if not missing_files(BENCH_DIR, "IEMOCAP"):
+    if "IEMOCAP" not in chosen:
+        present = not missing_files(BENCH_DIR, "IEMOCAP")
+        if present and config.get("add_iemocap_if_present"):
             chosen.append("IEMOCAP")
             logger.info(f"ercsynth: IEMOCAP files found in {BENCH_DIR}: adding IEMOCAP to the run")
+        elif present:
+            logger.info(f"ercsynth: IEMOCAP files found in {BENCH_DIR}, not added (add_iemocap_if_present is false)")
         else:
-            logger.info(f"ercsynth: IEMOCAP files not in {BENCH_DIR}: running {', '.join(chosen)}")
+            logger.info(f"ercsynth: IEMOCAP files not in {BENCH_DIR}")
+    logger.info(f"ercsynth: benchmarks for this run: {', '.join(chosen)}")
     for bench in chosen:
         if bench == "IEMOCAP" or not DOWNLOADING:
             missing = missing_files(BENCH_DIR, bench, EMORY_FORMAT)

@@ -35,6 +35,8 @@ rule download_benchmark:
     resources:
         mem_mb=500,
         runtime=30,
+    conda:
+        "../envs/data.yaml"
     script:
         "../workflow_scripts/download_benchmark.py"
 
@@ -49,5 +51,7 @@ rule prepare_benchmark:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/data.yaml"
     script:
         "../workflow_scripts/prepare_benchmark.py"

@@ -10,6 +10,8 @@ rule prepare_generator:
     resources:
         mem_mb=6000,
         runtime=30,
+    conda:
+        "../envs/generation.yaml"
     script:
         "../workflow_scripts/prepare_generator.py"
 
@@ -30,5 +32,7 @@ rule generate:
     resources:
         mem_mb=8000,
         runtime=120,
+    conda:
+        "../envs/generation.yaml"
     script:
         "../workflow_scripts/generate.py"

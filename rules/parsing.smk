@@ -17,5 +17,7 @@ rule parse:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/generation.yaml"
     script:
         "../workflow_scripts/parse.py"

@@ -27,6 +27,8 @@ rule aggregate:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/stats.yaml"
     script:
         "../workflow_scripts/aggregate.py"
 
@@ -61,5 +63,7 @@ rule label_quality:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/stats.yaml"
     script:
         "../workflow_scripts/label_quality.py"

@@ -22,6 +22,8 @@ rule train_baseline:
     resources:
         mem_mb=8000,
         runtime=240,
+    conda:
+        "../envs/training.yaml"
     script:
         "../workflow_scripts/train.py"
 
@@ -41,6 +43,8 @@ rule train_pretrained:
     resources:
         mem_mb=8000,
         runtime=360,
+    conda:
+        "../envs/training.yaml"
     script:
         "../workflow_scripts/train.py"
 
@@ -57,5 +61,7 @@ rule predict_synthetic:
     resources:
         mem_mb=6000,
         runtime=60,
+    conda:
+        "../envs/training.yaml"
     script:
         "../workflow_scripts/predict_synthetic.py"

@@ -109,14 +109,16 @@ def test_iemocap_missing_is_a_clear_error(tmp_path):
 
 
 def test_iemocap_added_at_start_up_when_present(tmp_path):
-    proc = snakemake(tmp_path, "-n", configfile=None)
+    proc = snakemake(tmp_path, "-n", configfile=None, extra_config=["add_iemocap_if_present=True"])
     assert "IEMOCAP files found" in proc.stdout + proc.stderr
     assert "results/generated/IEMOCAP/balanced/dialogues.jsonl" in proc.stdout + proc.stderr
 
 
 def test_dry_run_default_config(tmp_path):
-    proc = snakemake(tmp_path, "-n", configfile=None, extra_config=["add_iemocap_if_present=False"])
+    proc = snakemake(tmp_path, "-n", configfile=None)
     out = proc.stdout + proc.stderr
+    assert "not added (add_iemocap_if_present is false)" in out
+    assert "IEMOCAP" not in out.split("Job stats")[0].split("benchmarks for this run")[1].splitlines()[0]
     for rule in (
         "prepare_benchmark",
         "prepare_generator",

@@ -1,5 +1,11 @@
 """Snakemake adapter: generate one shard of one benchmark x distribution (resumable)."""
 
+import sys
+from pathlib import Path
+
+# The package beside the workflow, importable also in a --use-conda environment.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
 import time
 
 from ercsynth.backends import make_backend

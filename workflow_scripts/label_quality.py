@@ -1,5 +1,11 @@
 """Snakemake adapter: synthetic label quality and the label-distribution plot."""
 
+import sys
+from pathlib import Path
+
+# The package beside the workflow, importable also in a --use-conda environment.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
 import json
 
 import pandas as pd

@@ -1,5 +1,11 @@
 """Snakemake adapter: raw shards -> dialogues.jsonl, parse_report.json and the exports."""
 
+import sys
+from pathlib import Path
+
+# The package beside the workflow, importable also in a --use-conda environment.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
 import json
 
 from ercsynth.dialogues import write_dialogues

@@ -1,5 +1,11 @@
 """Snakemake adapter: label a synthetic dataset with a baseline model trained on real data."""
 
+import sys
+from pathlib import Path
+
+# The package beside the workflow, importable also in a --use-conda environment.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
 import torch
 
 from ercsynth.dialogues import read_dialogues

@@ -1,5 +1,11 @@
 """Snakemake adapter: one benchmark split -> results/benchmarks/{benchmark}/{split}.jsonl."""
 
+import sys
+from pathlib import Path
+
+# The package beside the workflow, importable also in a --use-conda environment.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
 from ercsynth.benchmarks import load_split
 from ercsynth.dialogues import write_dialogues
 from ercsynth.runtime import job_logging

@@ -1,5 +1,11 @@
 """Snakemake adapter: convert an embedded GGUF model once to a plain checkpoint."""
 
+import sys
+from pathlib import Path
+
+# The package beside the workflow, importable also in a --use-conda environment.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
 from pathlib import Path
 
 from ercsynth.backends import convert_embedded
