@@ -82,7 +82,7 @@ def main() -> None:
         for start in range(0, len(prompts), args.batch_size):
             texts = [backend.prepare(p) for p in prompts[start : start + args.batch_size]]
             enc = tok(texts, return_tensors="pt", padding=True)
-            torch.manual_seed(start)
+            torch.manual_seed(plan.attempts[start].seed)  # the pipeline's seed: the same tokens come out
             with torch.inference_mode():
                 out = lm.generate(
                     **enc,

@@ -27,12 +27,15 @@ def snakemake(
     configfile: Path | None = TINY,
     env: dict | None = None,
     extra_config: list[str] | None = None,
+    bench: Path | None = BENCH,
 ) -> subprocess.CompletedProcess:
+    """The real Snakemake on the real Snakefile, in `workdir`; `bench=None` keeps the config's benchmarks_dir."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
     if configfile is not None:
         cmd += ["--configfile", str(configfile)]
-    # --config swallows every following word, so it comes last.
-    cmd += ["--config", f"benchmarks_dir={BENCH}", *(extra_config or [])]
+    entries = ([f"benchmarks_dir={bench}"] if bench is not None else []) + (extra_config or [])
+    if entries:  # --config swallows every following word, so it comes last
+        cmd += ["--config", *entries]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")

@@ -27,7 +27,7 @@ def cluster():
         pytest.skip("no SLURM cluster here: run scripts/start_slurm.sh (as root) first")
 
 
-def slurm_snakemake(workdir: Path, *targets: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def slurm_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     """`snakemake --profile slurm`, typed from the repository root, with the test cluster's overrides."""
     cmd = [
         # SIGINT on timeout: Snakemake cancels its SLURM jobs then; SIGTERM does not stop it.
@@ -57,7 +57,7 @@ def slurm_snakemake(workdir: Path, *targets: str, timeout: int = 900) -> subproc
         "1",
         "--latency-wait",
         "5",
-        *targets,
+        *args,
         "--configfile",
         str(CONFIG),
         "--config",
@@ -69,7 +69,8 @@ def slurm_snakemake(workdir: Path, *targets: str, timeout: int = 900) -> subproc
 
 def test_workflow_on_slurm_then_fail_and_rerun_one_target(cluster, tmp_path, generator_checkpoint):
     seed_generator(tmp_path, generator_checkpoint)
-    first = slurm_snakemake(tmp_path)
+    # The plugin deletes the SLURM logs of successful jobs unless asked to keep them.
+    first = slurm_snakemake(tmp_path, "--slurm-keep-successful-logs")
     out = first.stdout + first.stderr
     assert first.returncode == 0, out[-6000:]
     assert "Job " in out and "has been submitted with SLURM jobid" in out
