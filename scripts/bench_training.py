@@ -53,12 +53,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = load_split(args.benchmarks_dir, args.benchmark, "train")[: args.dialogues]
     n = sum(len(d.utterances) for d in data)
-    print(f"{args.benchmark} train, first {len(data)} dialogues ({n} utterances), encoder {args.encoder}, "
-          f"max length {args.max_length}, {args.threads} threads")
+    print(
+        f"{args.benchmark} train, first {len(data)} dialogues ({n} utterances), encoder {args.encoder}, "
+        f"max length {args.max_length}, {args.threads} threads"
+    )
     print(f"{'model':9s} {'batched utt/s':>14s} {'1 dialogue/step':>16s} {'speed-up':>9s}")
     for name in args.models:
-        cfg = TrainConfig(classifier=name, benchmark=args.benchmark, seed=1, encoder=args.encoder,
-                          max_length=args.max_length, batch_utterances=args.batch_utterances)
+        cfg = TrainConfig(
+            classifier=name,
+            benchmark=args.benchmark,
+            seed=1,
+            encoder=args.encoder,
+            max_length=args.max_length,
+            batch_utterances=args.batch_utterances,
+        )
         trainer = Trainer(cfg, Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_training_{name}")
         # Warm-up over all the data: tokenization and TODKAT's knowledge vectors are cached per
         # text, so neither timed mode may pay them for the other.

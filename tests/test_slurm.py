@@ -70,11 +70,12 @@ def slurm_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess
 def test_workflow_on_slurm_then_fail_and_rerun_one_target(cluster, tmp_path, generator_checkpoint):
     seed_generator(tmp_path, generator_checkpoint)
     # The plugin deletes the SLURM logs of successful jobs unless asked to keep them.
-    first = slurm_snakemake(tmp_path, "--slurm-keep-successful-logs")
+    # Generation -> parsing -> training -> statistics (the label-quality branch is left to the local test).
+    first = slurm_snakemake(tmp_path, "--slurm-keep-successful-logs", "results/stats/summary.md")
     out = first.stdout + first.stderr
     assert first.returncode == 0, out[-6000:]
     assert "Job " in out and "has been submitted with SLURM jobid" in out
-    for name in ("results.csv", "summary.md", "friedman.json", "label_quality.csv"):
+    for name in ("results.csv", "summary.md", "friedman.json"):
         assert (tmp_path / "results" / "stats" / name).exists()
     slurm_logs = tmp_path / ".snakemake" / "slurm_logs"
     assert {p.name for p in slurm_logs.iterdir()} >= {"rule_generate", "rule_train_pretrained", "rule_parse"}
