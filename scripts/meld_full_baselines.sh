@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train and test the three baselines (real data only) on the full MELD splits with MiniLM.
-# Usage: scripts/meld_full_baselines.sh [WORKDIR] [BENCHMARKS_DIR]   (about an hour on 2 CPU cores)
+# Usage: scripts/meld_full_baselines.sh [WORKDIR] [BENCHMARKS_DIR]   (1-2 hours on 2 CPU cores)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 workdir=${1:-results_meld_full}
