@@ -130,8 +130,7 @@ class Trainer:
         self.cfg = cfg
         self.vocab = Vocabulary.of(cfg.benchmark)
         self.run_dir = Path(run_dir)
-        self.ckpt_dir = self.run_dir / "checkpoint"
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        self.ckpt_dir = self.run_dir / "checkpoint"  # created by run(), the only writer
         self.accelerator = Accelerator(
             mixed_precision=cfg.precision if torch.cuda.is_available() else "no", cpu=not torch.cuda.is_available()
         )
@@ -225,6 +224,7 @@ class Trainer:
 
     def run(self, train: list[Dialogue], dev: list[Dialogue], synthetic: list[Dialogue] | None = None) -> dict:
         """Both phases with resume. Returns the training summary (epochs, timings, dev curve)."""
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         state = self._load_state()
         history: list[dict] = state["history"] if state else []
         best_f1 = state["best_f1"] if state else -1.0

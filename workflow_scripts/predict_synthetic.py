@@ -18,12 +18,9 @@ log = job_logging(sm.log[0])
 set_threads(sm.threads)
 w = sm.wildcards
 cfg = TrainConfig.from_config(sm.config["training"], w.classifier, w.benchmark, int(w.seed))
-trainer = Trainer(cfg, sm.output[0] + ".work")
+trainer = Trainer(cfg, Path(sm.output[0]).parent)  # predicts only: writes no checkpoint
 trainer.model.load_state_dict(torch.load(sm.input.model, map_location="cpu"))
 data = read_dialogues(sm.input.dialogues)
 preds = trainer.predict(data) if data else []
 write_jsonl(sm.output[0], prediction_rows(data, preds, Vocabulary.of(w.benchmark)))
-import shutil  # noqa: E402
-
-shutil.rmtree(sm.output[0] + ".work", ignore_errors=True)
 log.info("labelled %d synthetic utterances", len(preds))
