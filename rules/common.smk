@@ -1,9 +1,11 @@
-# Helpers shared by every rule file, and the config validation that runs before any job.
+# Helpers shared by every rule file, the config validation that runs before any job, and the
+# settings each rule passes to its job through params (so a changed setting reruns exactly the
+# jobs it affects, and a changed package module reruns the rules that use it).
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("8.0")
 
@@ -12,15 +14,19 @@ sys.path.insert(0, workflow.basedir)
 
 from ercsynth.benchmarks import IEMOCAP_HELP, SPLITS, missing_files, source  # noqa: E402
 from ercsynth.config import ConfigError, check_config  # noqa: E402
-from ercsynth.backends import embedded_model_names  # noqa: E402
+from ercsynth.embedded import embedded_model_names  # noqa: E402
+from ercsynth.runtime import code_fingerprint, count_gpus, export_local_gpus  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "rules" / "schemas" / "config.schema.yaml"
 try:
-    check_config(config, SCHEMA)
+    # `--config seeds=[1,2,3]` arrives as strings: coerce to the schema's types, then validate.
+    _checked = check_config(config, SCHEMA)
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
-validate(config, SCHEMA)  # fills schema defaults into config
+config.update(_checked)
 
+LOGS = "results/logs"
+TIMING = "results/timing"
 DOWNLOAD_DIR = "resources/benchmarks"
 BENCH_DIR = config["benchmarks_dir"]
 DOWNLOADING = Path(BENCH_DIR) == Path(DOWNLOAD_DIR)
@@ -28,11 +34,22 @@ DOWNLOADING = Path(BENCH_DIR) == Path(DOWNLOAD_DIR)
 EMORY_FORMAT = "json" if DOWNLOADING else config["emorynlp_format"]
 
 
+# --------------------------------------------------------------------------- GPUs on this machine
+# Rules ask for a GPU only where this machine has one; the SLURM profile asks for them on the
+# cluster. Snakemake treats an undeclared resource as unlimited, so the machine's count becomes the
+# local limit: one GPU job per card, CPU jobs beside them. `--resources gpu=N` overrides it.
+LOCAL_GPUS = count_gpus(config["local_gpus"])
+if workflow.is_main_process and LOCAL_GPUS > 0 and "gpu" not in workflow.global_resources:
+    workflow.register_resource("gpu", LOCAL_GPUS)
+export_local_gpus(LOCAL_GPUS)  # local jobs pick their card from it
+GPU = min(1, LOCAL_GPUS)
+
+
 def _select_benchmarks():
     chosen = list(config["benchmarks"])
     if "IEMOCAP" not in chosen:
         present = not missing_files(BENCH_DIR, "IEMOCAP")
-        if present and config.get("add_iemocap_if_present"):
+        if present and config["add_iemocap_if_present"]:
             chosen.append("IEMOCAP")
             logger.info(f"ercsynth: IEMOCAP files found in {BENCH_DIR}: adding IEMOCAP to the run")
         elif present:
@@ -44,12 +61,15 @@ def _select_benchmarks():
         if bench == "IEMOCAP" or not DOWNLOADING:
             missing = missing_files(BENCH_DIR, bench, EMORY_FORMAT)
             if missing:
-                hint = IEMOCAP_HELP.format(dir=BENCH_DIR) if bench == "IEMOCAP" else (
-                    "point 'benchmarks_dir' at the files, or set it to resources/benchmarks to download them"
+                hint = (
+                    IEMOCAP_HELP.format(dir=BENCH_DIR)
+                    if bench == "IEMOCAP"
+                    else ("point 'benchmarks_dir' at the files, or set it to resources/benchmarks to download them")
                 )
                 raise WorkflowError(
                     f"config key 'benchmarks' selects {bench}, but these files are missing: "
-                    + ", ".join(map(str, missing)) + f". {hint}"
+                    + ", ".join(map(str, missing))
+                    + f". {hint}"
                 )
     return chosen
 
@@ -62,32 +82,95 @@ CONDITIONS = ["baseline"] + DISTRIBUTIONS
 GEN = config["generation"]
 TRAIN = config["training"]
 SHARDS = list(range(GEN["shards"]))
-LOGS = "results/logs"
+COMET = TRAIN["todkat"]["knowledge"] == "comet"
+
 
 wildcard_constraints:
-    benchmark="|".join(["MELD", "EmoryNLP", "IEMOCAP"]),
+    benchmark="MELD|EmoryNLP|IEMOCAP",
     distribution="natural|balanced",
+    condition="baseline|natural|balanced",
     split="train|dev|test",
+    source="train|dev|test|natural|balanced",
     classifier="compm|emoberta|todkat",
     seed=r"\d+",
     shard=r"\d+",
 
 
-def benchmark_file(wildcards):
-    return str(source(BENCH_DIR, wildcards.benchmark, wildcards.split, EMORY_FORMAT).path)
+# --------------------------------------------------------------------------- code each stage runs
+CODE = {
+    "data": code_fingerprint("benchmarks.py", "labels.py", "dialogues.py"),
+    "generator": code_fingerprint("embedded.py"),
+    "generation": code_fingerprint("backends.py", "generation.py", "prompts.py", "labels.py", "dialogues.py"),
+    "parsing": code_fingerprint("parsing.py", "labels.py", "dialogues.py"),
+    "knowledge": code_fingerprint("models/knowledge.py", "dialogues.py"),
+    "stats": code_fingerprint("stats.py", "plots.py", "labels.py", "dialogues.py"),
+}
+
+
+def classifier_code(w):
+    """Editing CoMPM reruns CoMPM's jobs, not EmoBERTa's."""
+    modules = ["models/__init__.py", "models/base.py", f"models/{w.classifier}.py", "training.py", "labels.py"]
+    modules += ["dialogues.py"] + (["models/knowledge.py"] if w.classifier == "todkat" else [])
+    return code_fingerprint(*modules)
+
+
+# --------------------------------------------------------------------------- settings per job
+PARSE_ONLY = ("min_utterances", "max_output_chars")
+
+
+def generation_settings(w):
+    """What a generation job uses: no parsing thresholds, and only the chosen backend's section."""
+    unused = {"transformers", "openai"} - {GEN["backend"]}
+    return {k: v for k, v in GEN.items() if k not in PARSE_ONLY and k not in unused}
+
+
+def model_settings(w):
+    """What fixes a classifier's architecture and inputs."""
+    keys = ("encoder", "max_length", "pad_to_multiple_of")
+    return {k: TRAIN[k] for k in keys} | {w.classifier: TRAIN[w.classifier]}
+
+
+OPTIM_KEYS = (
+    "batch_utterances",
+    "max_tokens_per_step",
+    "lr",
+    "head_lr",
+    "warmup_ratio",
+    "weight_decay",
+    "max_grad_norm",
+    "precision",
+)
+
+
+def optim_settings(w):
+    return {k: TRAIN[k] for k in OPTIM_KEYS}
+
+
+def real_caps(w):
+    caps = TRAIN["max_dialogues"]
+    return {split: caps[split] for split in SPLITS}
+
+
+# --------------------------------------------------------------------------- paths
+def benchmark_file(w):
+    return str(source(BENCH_DIR, w.benchmark, w.split, EMORY_FORMAT).path)
+
+
+def benchmark_format(w):
+    return source(BENCH_DIR, w.benchmark, w.split, EMORY_FORMAT).fmt
 
 
 def generator_checkpoint():
     """Embedded GGUF models are converted once to a plain checkpoint that loads in seconds."""
-    model = GEN.get("transformers", {}).get("model", "")
+    model = GEN["transformers"]["model"]
     if GEN["backend"] == "transformers" and model in embedded_model_names():
         return [f"results/generator/{model}/config.json"]
     return []
 
 
-def generator_path():
-    ckpt = generator_checkpoint()
-    return str(Path(ckpt[0]).parent) if ckpt else GEN.get("transformers", {}).get("model", "")
+def generator_path(w, input):
+    """The converted checkpoint's folder, or the configured model (hub id or folder)."""
+    return str(Path(input.checkpoint[0]).parent) if input.checkpoint else GEN["transformers"]["model"]
 
 
 def prompt_files():
@@ -103,9 +186,30 @@ def prompt_files():
     return paths
 
 
-def model_dir(w, condition=None):
-    cond = condition or w.condition
-    return f"results/models/{w.benchmark}/{w.classifier}/{cond}/seed{w.seed}"
+def source_dialogues(w):
+    """A knowledge source: a real split, or a synthetic dataset."""
+    if w.source in SPLITS:
+        return f"results/benchmarks/{w.benchmark}/{w.source}.jsonl"
+    return f"results/generated/{w.benchmark}/{w.source}/dialogues.jsonl"
+
+
+def knowledge_files(w, sources):
+    """TODKAT's COMET knowledge files for these sources (none for other classifiers or knowledge kinds)."""
+    if w.classifier != "todkat" or not COMET:
+        return []
+    return [f"results/knowledge/{w.benchmark}/{s}.jsonl" for s in sources]
+
+
+def finetune_inputs(w):
+    """The real splits, pretrained.pt unless baseline, and TODKAT's COMET knowledge of the splits."""
+    inputs = {split: f"results/benchmarks/{w.benchmark}/{split}.jsonl" for split in SPLITS}
+    inputs["init"] = [] if w.condition == "baseline" else [f"{model_dir(w)}/pretrained.pt"]
+    inputs["knowledge"] = knowledge_files(w, SPLITS)
+    return inputs
+
+
+def model_dir(w):
+    return f"results/models/{w.benchmark}/{w.classifier}/{w.condition}/seed{w.seed}"
 
 
 def final_targets():
@@ -117,4 +221,8 @@ def final_targets():
         "results/stats/plots/f1_by_condition.png",
         "results/stats/plots/label_distributions.png",
         "results/stats/plots/confusion_matrices.png",
-    ] + expand("results/generated/{benchmark}/{distribution}/dialogues.jsonl", benchmark=BENCHMARKS, distribution=DISTRIBUTIONS)
+    ] + expand(
+        "results/generated/{benchmark}/{distribution}/dialogues.jsonl",
+        benchmark=BENCHMARKS,
+        distribution=DISTRIBUTIONS,
+    )

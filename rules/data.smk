@@ -25,18 +25,18 @@ CHECKSUMS = {
 rule download_benchmark:
     output:
         f"{DOWNLOAD_DIR}/{{benchmark}}/{{filename}}",
-    wildcard_constraints:
-        benchmark="MELD|EmoryNLP",
-    params:
-        url=lambda w: DOWNLOADS[w.benchmark][w.filename],
-        sha256=lambda w: CHECKSUMS.get(f"{w.benchmark}/{w.filename}"),
     log:
         f"{LOGS}/download_benchmark/{{benchmark}}_{{filename}}.log",
+    wildcard_constraints:
+        benchmark="MELD|EmoryNLP",
+    conda:
+        "../envs/data.yaml"
     resources:
         mem_mb=500,
         runtime=30,
-    conda:
-        "../envs/data.yaml"
+    params:
+        url=lambda w: DOWNLOADS[w.benchmark][w.filename],
+        sha256=lambda w: CHECKSUMS.get(f"{w.benchmark}/{w.filename}"),
     script:
         "../workflow_scripts/download_benchmark.py"
 
@@ -48,10 +48,13 @@ rule prepare_benchmark:
         "results/benchmarks/{benchmark}/{split}.jsonl",
     log:
         f"{LOGS}/prepare_benchmark/{{benchmark}}_{{split}}.log",
+    conda:
+        "../envs/data.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/data.yaml"
+    params:
+        fmt=benchmark_format,
+        code=CODE["data"],
     script:
         "../workflow_scripts/prepare_benchmark.py"

@@ -6,12 +6,14 @@ rule prepare_generator:
         "results/generator/{model}/config.json",
     log:
         f"{LOGS}/prepare_generator/{{model}}.log",
+    conda:
+        "../envs/generation.yaml"
     threads: 2
     resources:
         mem_mb=6000,
         runtime=30,
-    conda:
-        "../envs/generation.yaml"
+    params:
+        code=CODE["generator"],
     script:
         "../workflow_scripts/prepare_generator.py"
 
@@ -24,15 +26,20 @@ rule generate:
         examples="results/benchmarks/{benchmark}/train.jsonl",
     output:
         "results/generated/{benchmark}/{distribution}/raw/shard{shard}.jsonl",
-    params:
-        model=generator_path(),
     log:
         f"{LOGS}/generate/{{benchmark}}_{{distribution}}_shard{{shard}}.log",
+    benchmark:
+        f"{TIMING}/generate/{{benchmark}}_{{distribution}}_shard{{shard}}.tsv"
+    conda:
+        "../envs/generation.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
-    conda:
-        "../envs/generation.yaml"
+        gpu=GPU,
+    params:
+        settings=generation_settings,
+        model=generator_path,
+        code=CODE["generation"],
     script:
         "../workflow_scripts/generate.py"

@@ -4,7 +4,8 @@
 rule parse:
     input:
         shards=expand(
-            "results/generated/{{benchmark}}/{{distribution}}/raw/shard{shard}.jsonl", shard=SHARDS
+            "results/generated/{{benchmark}}/{{distribution}}/raw/shard{shard}.jsonl",
+            shard=SHARDS,
         ),
     output:
         dialogues="results/generated/{benchmark}/{distribution}/dialogues.jsonl",
@@ -14,10 +15,14 @@ rule parse:
         hf_data="results/generated/{benchmark}/{distribution}/hf/data/train.jsonl",
     log:
         f"{LOGS}/parse/{{benchmark}}_{{distribution}}.log",
+    conda:
+        "../envs/generation.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/generation.yaml"
+    params:
+        min_utterances=GEN["min_utterances"],
+        max_output_chars=GEN["max_output_chars"],
+        code=CODE["parsing"],
     script:
         "../workflow_scripts/parse.py"

@@ -1,34 +1,34 @@
 # Statistics: the results table, summary, Friedman tests, label quality, plots, report entries.
 
 
-def all_metrics(wildcards=None):
-    return expand(
-        "results/models/{benchmark}/{classifier}/{condition}/seed{seed}/metrics.json",
-        benchmark=BENCHMARKS,
-        classifier=CLASSIFIERS,
-        condition=CONDITIONS,
-        seed=SEEDS,
-    )
-
-
 rule aggregate:
     input:
-        metrics=all_metrics(),
+        metrics=expand(
+            "results/models/{benchmark}/{classifier}/{condition}/seed{seed}/metrics.json",
+            benchmark=BENCHMARKS,
+            classifier=CLASSIFIERS,
+            condition=CONDITIONS,
+            seed=SEEDS,
+        ),
     output:
         csv=report("results/stats/results.csv", caption="report/results.rst", category="Results"),
         summary="results/stats/summary.md",
         friedman=report("results/stats/friedman.json", caption="report/friedman.rst", category="Statistics"),
         f1_plot=report("results/stats/plots/f1_by_condition.png", caption="report/f1.rst", category="Results"),
         confusion_plot=report(
-            "results/stats/plots/confusion_matrices.png", caption="report/confusion.rst", category="Results"
+            "results/stats/plots/confusion_matrices.png",
+            caption="report/confusion.rst",
+            category="Results",
         ),
     log:
         f"{LOGS}/aggregate.log",
+    conda:
+        "../envs/stats.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/stats.yaml"
+    params:
+        code=CODE["stats"],
     script:
         "../workflow_scripts/aggregate.py"
 
@@ -41,6 +41,7 @@ rule label_quality:
             benchmark=BENCHMARKS,
             distribution=DISTRIBUTIONS,
         ),
+        # Ordered benchmark x distribution x classifier, as the script reads them.
         predictions=expand(
             "results/stats/synthetic_predictions/{benchmark}/{distribution}/{classifier}_seed{seed}.jsonl",
             benchmark=BENCHMARKS,
@@ -49,21 +50,28 @@ rule label_quality:
             seed=SEEDS[0],
         ),
     output:
-        csv=report("results/stats/label_quality.csv", caption="report/label_quality.rst", category="Synthetic data"),
-        plot=report(
-            "results/stats/plots/label_distributions.png", caption="report/label_distributions.rst", category="Synthetic data"
+        csv=report(
+            "results/stats/label_quality.csv",
+            caption="report/label_quality.rst",
+            category="Synthetic data",
         ),
+        plot=report(
+            "results/stats/plots/label_distributions.png",
+            caption="report/label_distributions.rst",
+            category="Synthetic data",
+        ),
+    log:
+        f"{LOGS}/label_quality.log",
+    conda:
+        "../envs/stats.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         benchmarks=BENCHMARKS,
         distributions=DISTRIBUTIONS,
         classifiers=CLASSIFIERS,
         seed=SEEDS[0],
-    log:
-        f"{LOGS}/label_quality.log",
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/stats.yaml"
+        code=CODE["stats"],
     script:
         "../workflow_scripts/label_quality.py"

@@ -1,67 +1,115 @@
-# Training: baseline (real data only) and pre-train-on-synthetic-then-fine-tune, per classifier.
+# Training, in three file targets per classifier: COMET knowledge (TODKAT, once per source),
+# pre-training on a synthetic dataset (pretrained.pt), and fine-tuning on the real train split
+# from pretrained.pt or, for the baseline, from the plain encoder (model.pt, metrics.json).
 
 
-def real_splits(w):
-    return {split: f"results/benchmarks/{w.benchmark}/{split}.jsonl" for split in SPLITS}
-
-
-rule train_baseline:
+rule knowledge:
     input:
-        unpack(real_splits),
+        dialogues=source_dialogues,
     output:
-        metrics="results/models/{benchmark}/{classifier}/baseline/seed{seed}/metrics.json",
-        predictions="results/models/{benchmark}/{classifier}/baseline/seed{seed}/test_predictions.jsonl",
-        model="results/models/{benchmark}/{classifier}/baseline/seed{seed}/model.pt",
-    wildcard_constraints:
-        condition="baseline",
-    params:
-        condition="baseline",
+        "results/knowledge/{benchmark}/{source}.jsonl",
     log:
-        f"{LOGS}/train/{{benchmark}}_{{classifier}}_baseline_seed{{seed}}.log",
+        f"{LOGS}/knowledge/{{benchmark}}_{{source}}.log",
+    benchmark:
+        f"{TIMING}/knowledge/{{benchmark}}_{{source}}.tsv"
+    conda:
+        "../envs/training.yaml"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=120,
+        gpu=GPU,
+    params:
+        model=TRAIN["todkat"]["comet_model"],
+        relations=TRAIN["todkat"]["relations"],
+        batch_size=TRAIN["todkat"]["comet_batch_size"],
+        # Real splits: the same subset as training reads; synthetic sets: all (label quality reads all).
+        cap=lambda w: TRAIN["max_dialogues"][w.source] if w.source in SPLITS else None,
+        code=CODE["knowledge"],
+    script:
+        "../workflow_scripts/knowledge.py"
+
+
+rule pretrain:
+    input:
+        synthetic="results/generated/{benchmark}/{condition}/dialogues.jsonl",
+        knowledge=lambda w: knowledge_files(w, [w.condition]),
+    output:
+        "results/models/{benchmark}/{classifier}/{condition}/seed{seed}/pretrained.pt",
+    log:
+        f"{LOGS}/pretrain/{{benchmark}}_{{classifier}}_{{condition}}_seed{{seed}}.log",
+    benchmark:
+        f"{TIMING}/pretrain/{{benchmark}}_{{classifier}}_{{condition}}_seed{{seed}}.tsv"
+    wildcard_constraints:
+        condition="natural|balanced",
+    conda:
+        "../envs/training.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
-    conda:
-        "../envs/training.yaml"
+        gpu=GPU,
+    params:
+        model=model_settings,
+        optim=optim_settings,
+        epochs=TRAIN["pretrain_epochs"],
+        cap=TRAIN["max_dialogues"]["synthetic"],
+        code=classifier_code,
     script:
-        "../workflow_scripts/train.py"
+        "../workflow_scripts/pretrain.py"
 
 
-rule train_pretrained:
+rule finetune:
     input:
-        unpack(real_splits),
-        synthetic="results/generated/{benchmark}/{condition}/dialogues.jsonl",
+        unpack(finetune_inputs),
     output:
+        model="results/models/{benchmark}/{classifier}/{condition}/seed{seed}/model.pt",
         metrics="results/models/{benchmark}/{classifier}/{condition}/seed{seed}/metrics.json",
         predictions="results/models/{benchmark}/{classifier}/{condition}/seed{seed}/test_predictions.jsonl",
-    wildcard_constraints:
-        condition="natural|balanced",
     log:
-        f"{LOGS}/train/{{benchmark}}_{{classifier}}_{{condition}}_seed{{seed}}.log",
+        f"{LOGS}/finetune/{{benchmark}}_{{classifier}}_{{condition}}_seed{{seed}}.log",
+    benchmark:
+        f"{TIMING}/finetune/{{benchmark}}_{{classifier}}_{{condition}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/training.yaml"
     threads: 2
     resources:
         mem_mb=8000,
-        runtime=360,
-    conda:
-        "../envs/training.yaml"
+        runtime=240,
+        gpu=GPU,
+    params:
+        model=model_settings,
+        optim=optim_settings,
+        epochs=TRAIN["epochs"],
+        caps=real_caps,
+        code=classifier_code,
     script:
-        "../workflow_scripts/train.py"
+        "../workflow_scripts/finetune.py"
 
 
 rule predict_synthetic:
     input:
         model="results/models/{benchmark}/{classifier}/baseline/seed{seed}/model.pt",
         dialogues="results/generated/{benchmark}/{distribution}/dialogues.jsonl",
+        knowledge=lambda w: knowledge_files(w, [w.distribution]),
     output:
         "results/stats/synthetic_predictions/{benchmark}/{distribution}/{classifier}_seed{seed}.jsonl",
     log:
         f"{LOGS}/predict_synthetic/{{benchmark}}_{{distribution}}_{{classifier}}_seed{{seed}}.log",
+    benchmark:
+        f"{TIMING}/predict_synthetic/{{benchmark}}_{{distribution}}_{{classifier}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/training.yaml"
     threads: 2
     resources:
         mem_mb=6000,
         runtime=60,
-    conda:
-        "../envs/training.yaml"
+        gpu=GPU,
+    params:
+        model=model_settings,
+        batch_utterances=TRAIN["batch_utterances"],
+        max_tokens_per_step=TRAIN["max_tokens_per_step"],
+        precision=TRAIN["precision"],
+        code=classifier_code,
     script:
         "../workflow_scripts/predict_synthetic.py"

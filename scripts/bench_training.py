@@ -1,10 +1,11 @@
-"""Training throughput of each classifier: dialogues packed into batches (the workflow's way)
-against one dialogue per optimisation step, same model, data and number of utterances.
+"""Training throughput of each classifier on this machine: dialogues packed into steps (the
+workflow's way) against one dialogue per optimisation step, same model, data and utterances,
+through the trainer's own step (passes, gradient accumulation, clipping, AdamW).
 
     python scripts/bench_training.py [--benchmarks-dir ../shared/benchmarks] [--dialogues 24]
         [--batch-utterances 32] [--max-length 64] [--encoder minilm] [--models compm emoberta todkat]
 
-Prints utterances/s for both modes and the speed-up, per model.
+Settings not given here come from config.yaml. Prints utterances/s for both modes and the speed-up.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,20 +24,20 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from ercsynth.benchmarks import load_split  # noqa: E402
-from ercsynth.training import TrainConfig, Trainer, batches, label_tensor  # noqa: E402
+from ercsynth.config import load_config  # noqa: E402
+from ercsynth.labels import Vocabulary  # noqa: E402
+from ercsynth.models import ModelSettings  # noqa: E402
+from ercsynth.training import OptimSettings, Trainer, batches, seeded_model  # noqa: E402
 
 
 def throughput(trainer: Trainer, data, batch_utterances: int) -> float:
-    model, opt = trainer.model, torch.optim.AdamW(trainer.model.parameters(), lr=1e-5)
-    model.train()
+    opt, sched = trainer._optimizer(1000)
+    trainer.model.train()
     seen, start = 0, time.perf_counter()
     for batch in batches(data, batch_utterances, shuffle=False):
-        logits, aux = model(batch)
-        loss = torch.nn.functional.cross_entropy(logits, label_tensor(batch, trainer.vocab, logits.device)) + aux
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        seen += logits.shape[0]
+        loss, n = trainer.step(batch, opt, sched)
+        seen += n
+    float(loss)  # wait for the device
     return seen / (time.perf_counter() - start)
 
 
@@ -51,7 +53,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    training = load_config(REPO / "config.yaml")["training"]
+    training |= {"encoder": args.encoder, "max_length": args.max_length, "batch_utterances": args.batch_utterances}
     data = load_split(args.benchmarks_dir, args.benchmark, "train")[: args.dialogues]
+    vocab = Vocabulary.of(args.benchmark)
     n = sum(len(d.utterances) for d in data)
     print(
         f"{args.benchmark} train, first {len(data)} dialogues ({n} utterances), encoder {args.encoder}, "
@@ -59,22 +64,15 @@ def main() -> None:
     )
     print(f"{'model':9s} {'batched utt/s':>14s} {'1 dialogue/step':>16s} {'speed-up':>9s}")
     for name in args.models:
-        cfg = TrainConfig(
-            classifier=name,
-            benchmark=args.benchmark,
-            seed=1,
-            encoder=args.encoder,
-            max_length=args.max_length,
-            batch_utterances=args.batch_utterances,
-        )
-        trainer = Trainer(cfg, Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_training_{name}")
-        # Warm-up over all the data: tokenization and TODKAT's knowledge vectors are cached per
-        # text, so neither timed mode may pay them for the other.
-        with torch.no_grad():
-            for batch in batches(data, args.batch_utterances, shuffle=False):
-                trainer.model(batch)
-        batched = throughput(trainer, data, args.batch_utterances)
-        single = throughput(trainer, data, 1)  # a batch never splits a dialogue: one dialogue per step
+        model = seeded_model(ModelSettings.from_config(training, name, len(vocab)), seed=1)
+        with tempfile.TemporaryDirectory() as state:
+            trainer = Trainer(model, OptimSettings.from_config(training), vocab, 1, state)
+            # Warm-up over all the data: tokenization is cached per text, so neither timed mode pays it.
+            with torch.no_grad():
+                for batch in batches(data, args.batch_utterances, shuffle=False):
+                    model(batch)
+            batched = throughput(trainer, data, args.batch_utterances)
+            single = throughput(trainer, data, 1)  # a batch never splits a dialogue: one dialogue per step
         print(f"{name:9s} {batched:14.1f} {single:16.1f} {batched / single:8.2f}x")
 
 

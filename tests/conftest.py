@@ -28,9 +28,10 @@ def snakemake(
     env: dict | None = None,
     extra_config: list[str] | None = None,
     bench: Path | None = BENCH,
+    snakefile: Path = REPO / "Snakefile",
 ) -> subprocess.CompletedProcess:
     """The real Snakemake on the real Snakefile, in `workdir`; `bench=None` keeps the config's benchmarks_dir."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir), "--cores", "2", *args]
     if configfile is not None:
         cmd += ["--configfile", str(configfile)]
     entries = ([f"benchmarks_dir={bench}"] if bench is not None else []) + (extra_config or [])
@@ -60,101 +61,36 @@ def seed_generator(workdir: Path, checkpoint: Path) -> None:
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory) -> Path:
     """A small byte-level BPE tokenizer trained here on real MELD text (no hub needed)."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import PreTrainedTokenizerFast
-
     from ercsynth.benchmarks import load_split
+    from ercsynth.tiny import train_tokenizer
 
-    out = tmp_path_factory.mktemp("tokenizer")
     texts = [u.text for d in load_split(BENCH, "MELD", "dev") for u in d.utterances]
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        texts, vocab_size=600, min_frequency=2, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    )
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=bpe._tokenizer,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-        cls_token="<s>",
-        sep_token="</s>",
-    )
-    tok.save_pretrained(out)
-    return out
+    return train_tokenizer(texts, 600, tmp_path_factory.mktemp("tokenizer"))
 
 
 @pytest.fixture(scope="session")
 def tiny_roberta(tmp_path_factory, tiny_tokenizer_dir) -> Path:
     """A randomly initialised RoBERTa (the paper's encoder family), saved like a hub model."""
-    from transformers import AutoTokenizer, RobertaConfig, RobertaModel
+    from ercsynth.tiny import save_roberta
 
-    out = tmp_path_factory.mktemp("tiny_roberta")
-    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
-    cfg = RobertaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=160,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    RobertaModel(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    shape = {"hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 64}
+    return save_roberta(tiny_tokenizer_dir, tmp_path_factory.mktemp("tiny_roberta"), max_positions=160, **shape)
 
 
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory, tiny_tokenizer_dir) -> Path:
     """A randomly initialised Llama (Vicuna's architecture), saved like a hub model."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    import torch
 
-    out = tmp_path_factory.mktemp("tiny_llama")
-    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=2048,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    from ercsynth.tiny import save_llama
+
+    shape = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4}
+    return save_llama(tiny_tokenizer_dir, tmp_path_factory.mktemp("tiny_llama"), dtype=torch.float32, **shape)
 
 
 @pytest.fixture(scope="session")
 def tiny_bart(tmp_path_factory, tiny_tokenizer_dir) -> Path:
     """A randomly initialised BART, standing in for COMET-ATOMIC 2020 BART."""
-    from transformers import AutoTokenizer, BartConfig, BartForConditionalGeneration
+    from ercsynth.tiny import save_bart
 
-    out = tmp_path_factory.mktemp("tiny_bart")
-    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
-    cfg = BartConfig(
-        vocab_size=len(tok),
-        d_model=32,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=128,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        decoder_start_token_id=tok.eos_token_id,
-        forced_bos_token_id=None,
-    )
-    BartForConditionalGeneration(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return save_bart(tiny_tokenizer_dir, tmp_path_factory.mktemp("tiny_bart"))

@@ -1,12 +1,16 @@
 """Config validation (schema, friendly messages) and dry runs of the real rule graph."""
 
 import copy
+import re
+import shlex
+import subprocess
+import sys
 
 import pytest
 import yaml
 from conftest import BENCH, REPO, snakemake
 
-from ercsynth.config import ConfigError, check_config, config_errors
+from ercsynth.config import ConfigError, check_config, coerce, config_errors, load_config, load_schema
 
 SCHEMA = REPO / "rules" / "schemas" / "config.schema.yaml"
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -14,14 +18,8 @@ DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 
 def test_default_and_paper_configs_are_valid():
     check_config(DEFAULT, SCHEMA)
-    merged = copy.deepcopy(DEFAULT)
-    paper = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
-    for key, value in paper.items():
-        if isinstance(value, dict):
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
-    check_config(merged, SCHEMA)
+    for overlay in ("paper.yaml", "meld_full_baselines.yaml"):
+        check_config(load_config(REPO / "config.yaml", REPO / "configs" / overlay), SCHEMA)
 
 
 def test_every_default_key_is_commented():
@@ -49,6 +47,82 @@ def test_bad_values_name_key_and_value(patch, message):
             cfg[key] = value
     errors = config_errors(cfg, SCHEMA)
     assert any(message in e for e in errors), errors
+
+
+def leaf_keys(cfg: dict, prefix: tuple = ()) -> list[tuple]:
+    out = []
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            out += leaf_keys(value, (*prefix, key))
+        out.append((*prefix, key))
+    return out
+
+
+def test_config_yaml_is_the_one_source_of_defaults():
+    """The schema fills nothing in and every key of config.yaml is required, so no default can
+    hide anywhere but config.yaml (the Python code reads keys strictly)."""
+    schema_text = SCHEMA.read_text()
+    assert not re.search(r"\bdefault\s*:", schema_text)
+    keys = leaf_keys(DEFAULT)
+    assert len(keys) > 60
+    for path in keys:
+        cfg = copy.deepcopy(DEFAULT)
+        node = cfg
+        for part in path[:-1]:
+            node = node[part]
+        del node[path[-1]]
+        errors = config_errors(cfg, SCHEMA)
+        assert any(f"'{path[-1]}' is a required property" in e for e in errors), (path, errors)
+
+
+def test_command_line_strings_are_coerced_to_the_schema_types():
+    schema = load_schema(SCHEMA)
+    # What `snakemake --config` hands over: YAML's base loader keeps list items and nested values as text.
+    raw = {
+        "seeds": ["1", "2", "3"],
+        "add_iemocap_if_present": "False",
+        "local_gpus": "0",
+        "benchmarks_dir": 2024,
+        "generation": {"temperature": "0.5", "batch_size": "auto", "turns": ["3", "6"]},
+        "training": {"epochs": "3", "lr": "1.0e-5", "max_dialogues": {"train": "null", "dev": "12"}},
+    }
+    out = coerce(raw, schema)
+    assert out["seeds"] == [1, 2, 3] and out["add_iemocap_if_present"] is False and out["local_gpus"] == 0
+    assert out["benchmarks_dir"] == "2024"
+    assert out["generation"] == {"temperature": 0.5, "batch_size": "auto", "turns": [3, 6]}
+    assert out["training"]["epochs"] == 3 and out["training"]["lr"] == 1e-5
+    assert out["training"]["max_dialogues"] == {"train": None, "dev": 12}
+    # What cannot be read as the type stays wrong, and validation names it.
+    cfg = copy.deepcopy(DEFAULT) | {"seeds": ["one"]}
+    with pytest.raises(ConfigError, match="config key 'seeds\\[0\\]': bad value 'one'"):
+        check_config(cfg, SCHEMA)
+
+
+def readme_overrides() -> list[list[str]]:
+    """Every `--config ...` example in the README's code blocks, as the words after --config."""
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", text, flags=re.S)
+    found = []
+    for block in blocks:
+        for line in block.splitlines():
+            if "snakemake" in line and "--config " in line:
+                words = shlex.split(line.split("#", 1)[0])
+                entries = words[words.index("--config") + 1 :]
+                found.append([e for e in entries if not e.startswith("benchmarks_dir=")])
+    return found
+
+
+def test_the_readme_shows_overrides():
+    flat = [e for entries in readme_overrides() for e in entries]
+    assert "seeds=[1,2,3]" in flat and any(e.startswith("training=") for e in flat)
+
+
+@pytest.mark.parametrize("entries", readme_overrides(), ids=lambda e: " ".join(e) or "benchmarks_dir")
+def test_every_readme_override_runs(tmp_path, entries):
+    proc = snakemake(tmp_path, "-n", configfile=None, extra_config=entries)
+    out = proc.stdout + proc.stderr
+    if "seeds=[1,2,3]" in entries:
+        assert "results/models/MELD/todkat/balanced/seed3/metrics.json" in out
 
 
 def test_missing_key():
@@ -103,8 +177,8 @@ def test_dry_run_default_config(tmp_path):
         "prepare_generator",
         "generate",
         "parse",
-        "train_baseline",
-        "train_pretrained",
+        "pretrain",
+        "finetune",
         "predict_synthetic",
         "aggregate",
         "label_quality",
@@ -125,3 +199,33 @@ def test_dry_run_paper_config(tmp_path):
     assert "prepare_generator" not in out
     assert "results/models/IEMOCAP/todkat/balanced/seed5/metrics.json" in out
     assert out.count("rule generate:") == 3 * 2 * 10
+    assert out.count("rule knowledge:") == 3 * (3 + 2)  # each real split and synthetic set, once
+    assert out.count("rule pretrain:") == 3 * 3 * 2 * 5 and out.count("rule finetune:") == 3 * 3 * 3 * 5
+    blocks = {}
+    for block in out.split("\nrule ")[1:]:
+        name = block.split(":", 1)[0]
+        output, inputs = re.search(r"output: (.*)", block), re.search(r"input: (.*)", block)
+        if output:
+            blocks[output.group(1).split(",")[0].strip()] = (name, inputs.group(1) if inputs else "")
+    name, inputs = blocks["results/models/IEMOCAP/todkat/balanced/seed5/model.pt"]
+    assert name == "finetune"
+    assert "results/models/IEMOCAP/todkat/balanced/seed5/pretrained.pt" in inputs  # pre-training feeds it
+    assert all(f"results/knowledge/IEMOCAP/{s}.jsonl" in inputs for s in ("train", "dev", "test"))
+    name, inputs = blocks["results/models/IEMOCAP/todkat/balanced/seed5/pretrained.pt"]
+    assert name == "pretrain" and "results/knowledge/IEMOCAP/balanced.jsonl" in inputs
+    _, inputs = blocks["results/models/IEMOCAP/compm/baseline/seed5/model.pt"]
+    assert "pretrained.pt" not in inputs and "knowledge" not in inputs
+
+
+def test_list_rules_shows_the_stages(tmp_path):
+    out = snakemake(tmp_path, "--list-rules", configfile=None).stdout.split()
+    assert {"knowledge", "pretrain", "finetune", "generate", "parse", "aggregate"} <= set(out)
+
+
+def test_workflow_lints_clean_and_is_formatted(tmp_path):
+    proc = snakemake(tmp_path, "--lint", configfile=None)
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+    fmt = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True
+    )
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr

@@ -16,7 +16,7 @@ from conftest import BENCH, REPO, seed_generator
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
 CONFIG = REPO / "tests" / "configs" / "tiny_slurm.yaml"
-TARGET = "results/models/MELD/emoberta/natural/seed1/metrics.json"
+TARGET = "results/models/MELD/emoberta/natural/seed1/pretrained.pt"
 
 
 @pytest.fixture(scope="module")
@@ -78,21 +78,23 @@ def test_workflow_on_slurm_then_fail_and_rerun_one_target(cluster, tmp_path, gen
     for name in ("results.csv", "summary.md", "friedman.json"):
         assert (tmp_path / "results" / "stats" / name).exists()
     slurm_logs = tmp_path / ".snakemake" / "slurm_logs"
-    assert {p.name for p in slurm_logs.iterdir()} >= {"rule_generate", "rule_train_pretrained", "rule_parse"}
+    assert {p.name for p in slurm_logs.iterdir()} >= {"rule_generate", "rule_pretrain", "rule_finetune", "rule_parse"}
     assert "--gpus" not in out  # the test profile asks for no GPU; the default one does (see test_profiles)
 
-    # Break the synthetic dataset the target reads, and rerun that target: its SLURM job fails.
-    metrics = sorted((tmp_path / "results" / "models").rglob("metrics.json"))
-    stamps = {p: p.stat().st_mtime_ns for p in metrics}
+    # Break the synthetic dataset the pre-training reads, and rerun that target: its SLURM job fails.
+    outputs = sorted((tmp_path / "results" / "models").rglob("*.pt")) + sorted(
+        (tmp_path / "results" / "models").rglob("metrics.json")
+    )
+    stamps = {p: p.stat().st_mtime_ns for p in outputs}
     synthetic = tmp_path / "results/generated/MELD/natural/dialogues.jsonl"
     good = synthetic.read_bytes()
     synthetic.write_bytes(good + b'{"dialogue_id": "broken", "utterances": [{"speaker": "A"}]}\n')
     failed = slurm_snakemake(tmp_path, TARGET)
     out = failed.stdout + failed.stderr
     assert failed.returncode != 0
-    assert "Error in rule train_pretrained" in out and "SLURM" in out
-    job_logs = "\n".join(p.read_text() for p in (slurm_logs / "rule_train_pretrained").rglob("*.log"))
-    rule_log = (tmp_path / "results/logs/train/MELD_emoberta_natural_seed1.log").read_text()
+    assert "Error in rule pretrain" in out and "SLURM" in out
+    job_logs = "\n".join(p.read_text() for p in (slurm_logs / "rule_pretrain").rglob("*.log"))
+    rule_log = (tmp_path / "results/logs/pretrain/MELD_emoberta_natural_seed1.log").read_text()
     assert "dialogues.jsonl:" in rule_log + job_logs and "not a dialogue record" in rule_log + job_logs
 
     # Mend it and rerun the single failed target alone; every other result stays untouched.
@@ -129,7 +131,7 @@ def test_profiles_request_gpus_only_for_gpu_jobs(cluster, tmp_path):
     blocks = out.split("rule ")
     for block in blocks:
         name = block.split(":", 1)[0].strip()
-        if name in ("generate", "train_baseline", "train_pretrained", "predict_synthetic"):
+        if name in ("generate", "pretrain", "finetune", "predict_synthetic", "knowledge"):
             assert "gpu=1" in block, block
         elif name in ("parse", "aggregate", "label_quality", "prepare_benchmark"):
             assert "gpu=" not in block, block

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,7 +36,13 @@ def overlay(tmp_path: Path, **sections) -> Path:
     return path
 
 
-def popen_snakemake(workdir: Path, configfile: Path, *targets: str) -> subprocess.Popen:
+def openai_generation(url: str, dialogues: int, shards: int, **client) -> dict:
+    """Generation through an OpenAI-compatible server (the chat prompt style)."""
+    options = {"base_url": url, "model": "test-model", "concurrency": 2, "retries": 1} | client
+    return {"backend": "openai", "prompt_style": "chat", "dialogues": dialogues, "shards": shards, "openai": options}
+
+
+def popen_snakemake(workdir: Path, configfile: Path, target: str) -> subprocess.Popen:
     cmd = [
         sys.executable,
         "-m",
@@ -46,7 +53,7 @@ def popen_snakemake(workdir: Path, configfile: Path, *targets: str) -> subproces
         str(workdir),
         "--cores",
         "2",
-        *targets,
+        target,
         "--configfile",
         str(configfile),
         "--config",
@@ -72,10 +79,20 @@ def kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def test_tiny_workflow_end_to_end(tmp_path, generator_checkpoint):
-    seed_generator(tmp_path, generator_checkpoint)
-    snakemake(tmp_path)
-    r = tmp_path / "results"
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, generator_checkpoint) -> Path:
+    """One complete tiny run of the real workflow; the rerun tests dry-run against it."""
+    work = tmp_path_factory.mktemp("tiny_run")
+    seed_generator(work, generator_checkpoint)
+    # Prompt files in the working folder take precedence over the workflow's: the same input paths
+    # for the repository's Snakefile and for the edited copy below.
+    shutil.copytree(REPO / "prompts", work / "prompts")
+    snakemake(work)
+    return work
+
+
+def test_tiny_workflow_end_to_end(tiny_run):
+    r = tiny_run / "results"
     # Generation and parsing
     for dist in ("natural", "balanced"):
         gen = r / "generated" / "MELD" / dist
@@ -111,7 +128,7 @@ def test_tiny_workflow_end_to_end(tmp_path, generator_checkpoint):
             for d in dialogues:
                 assert target[d.dialogue_id] in {u.label for u in d.utterances}
         assert (gen / "compm.tsv").exists() and (gen / "hf" / "README.md").exists()
-    # Training
+    # Training: pre-training and fine-tuning are separate targets
     for clf in ("compm", "emoberta", "todkat"):
         for cond in ("baseline", "natural", "balanced"):
             run = r / "models" / "MELD" / clf / cond / "seed1"
@@ -132,9 +149,12 @@ def test_tiny_workflow_end_to_end(tmp_path, generator_checkpoint):
             assert sum(c["support"] for c in m["per_class"].values()) == len(
                 (run / "test_predictions.jsonl").read_text().splitlines()
             )
-            assert not (run / "checkpoint").exists()
+            assert (run / "model.pt").exists() and not (run / "checkpoint").exists()
+            assert (run / "pretrained.pt").exists() == (cond != "baseline")
+            assert (r / "timing" / "finetune" / f"MELD_{clf}_{cond}_seed1.tsv").exists()
             if cond != "baseline":
                 assert m["pretrain_epochs"] == (1 if m["data"]["synthetic"] else 0)
+                assert [h["phase"] for h in m["history"]][-1] == "finetune"
     # Statistics
     stats = r / "stats"
     for name in ("results.csv", "summary.md", "friedman.json", "label_quality.csv"):
@@ -146,14 +166,102 @@ def test_tiny_workflow_end_to_end(tmp_path, generator_checkpoint):
     assert fr["per_classifier"]["compm"]["result"] == "not enough blocks"
     assert len((stats / "results.csv").read_text().splitlines()) == 1 + 9
     # One log per job
-    assert len(list((r / "logs").rglob("*.log"))) >= 20
-    # Nothing is redone
-    again = snakemake(tmp_path, "-n")
-    assert "Nothing to be done" in again.stdout + again.stderr
+    assert len(list((r / "logs").rglob("*.log"))) >= 26
     # The report
-    snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
-    html = (tmp_path / "report.html").read_text(errors="replace")
+    snakemake(tiny_run, "--report", str(tiny_run / "report.html"))
+    html = (tiny_run / "report.html").read_text(errors="replace")
     assert "Friedman rank-sum test" in html and "Jensen-Shannon" in html
+
+
+# --------------------------------------------------------------------------- reruns
+def planned(workdir: Path, *args: str, extra_config: list[str] | None = None, snakefile: Path | None = None) -> dict:
+    """{rule: job count} that the real Snakemake would run now (a dry run's job table)."""
+    proc = snakemake(workdir, "-n", *args, extra_config=extra_config, snakefile=snakefile or REPO / "Snakefile")
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:", 1)[1].split("total", 1)[0]
+    jobs = {}
+    for line in table.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            jobs[parts[0]] = int(parts[1])
+    jobs.pop("all", None)
+    return jobs
+
+
+UPSTREAM = {"prepare_benchmark", "prepare_generator", "generate", "parse"}
+
+
+def test_no_change_schedules_nothing(tiny_run):
+    assert planned(tiny_run) == {}
+
+
+def test_changed_epochs_reruns_fine_tuning_and_statistics_only(tiny_run):
+    jobs = planned(tiny_run, extra_config=["training={epochs: 2}"])
+    assert jobs["finetune"] == 9 and jobs["aggregate"] == 1
+    # The baseline models are new, so are their labels of the synthetic data.
+    assert jobs["predict_synthetic"] == 6 and jobs["label_quality"] == 1
+    assert not (UPSTREAM | {"pretrain"}) & set(jobs), jobs
+
+
+def test_changed_pretrain_epochs_reruns_pre_training_and_what_follows(tiny_run):
+    jobs = planned(tiny_run, extra_config=["training={pretrain_epochs: 2}"])
+    assert jobs == {"pretrain": 6, "finetune": 6, "aggregate": 1}  # no baseline, no generation
+
+
+def test_changed_temperature_reruns_generation_and_everything_downstream(tiny_run):
+    jobs = planned(tiny_run, extra_config=["generation={temperature: 0.5}"])
+    assert jobs == {
+        "generate": 2,
+        "parse": 2,
+        "pretrain": 6,
+        "finetune": 6,
+        "predict_synthetic": 6,
+        "aggregate": 1,
+        "label_quality": 1,
+    }
+
+
+def test_forcerun_finetune_never_repeats_pre_training(tiny_run):
+    jobs = planned(tiny_run, "--forcerun", "finetune")
+    assert jobs["finetune"] == 9 and "pretrain" not in jobs and not UPSTREAM & set(jobs)
+    one = planned(tiny_run, "--forcerun", "results/models/MELD/compm/natural/seed1/metrics.json")
+    assert one == {"finetune": 1, "aggregate": 1}
+
+
+@pytest.fixture(scope="module")
+def workflow_copy(tmp_path_factory) -> Path:
+    """The workflow's files, copied with their timestamps, so a test can edit a module."""
+    dest = tmp_path_factory.mktemp("workflow_copy")
+    for name in ("Snakefile", "config.yaml", "rules", "ercsynth", "workflow_scripts", "prompts"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, copy_function=shutil.copy2, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [
+        ("models/compm.py", {"pretrain": 2, "finetune": 3, "predict_synthetic": 2, "aggregate": 1, "label_quality": 1}),
+        ("stats.py", {"aggregate": 1, "label_quality": 1}),
+        (
+            "parsing.py",
+            {"parse": 2, "pretrain": 6, "finetune": 6, "aggregate": 1, "predict_synthetic": 6, "label_quality": 1},
+        ),
+    ],
+)
+def test_changed_module_reruns_the_rules_that_use_it(tiny_run, workflow_copy, module, expected):
+    path = workflow_copy / "ercsynth" / module
+    original = path.read_text()
+    try:
+        path.write_text(original + "\n# a change\n")
+        assert planned(tiny_run, snakefile=workflow_copy / "Snakefile") == expected
+    finally:
+        path.write_text(original)
 
 
 def test_killed_generation_resumes_without_redoing_attempts(tmp_path, generator_checkpoint):
@@ -177,30 +285,50 @@ def test_killed_generation_resumes_without_redoing_attempts(tmp_path, generator_
     assert f"{len(before)} already finished, {4 - len(before)} to generate" in log
 
 
-def test_killed_training_resumes_from_its_last_epoch(tmp_path, tiny_roberta):
-    cfg = overlay(
-        tmp_path,
-        training={
-            "encoder": str(tiny_roberta),
-            "epochs": 30,
-            "max_length": 40,
-            "max_dialogues": {"train": 40, "dev": 4, "test": 4, "synthetic": None},
-        },
-    )
-    target = "results/models/MELD/emoberta/baseline/seed1/metrics.json"
-    last = tmp_path / "results/models/MELD/emoberta/baseline/seed1/checkpoint/last.pt"
-    snakemake(tmp_path, *(f"results/benchmarks/MELD/{s}.jsonl" for s in ("train", "dev", "test")), configfile=cfg)
-    proc = popen_snakemake(tmp_path, cfg, target)
-    wait_for(last.exists, 600, proc)
-    time.sleep(0.5)
-    kill(proc)
-    assert not (tmp_path / target).exists()
-    snakemake(tmp_path, "--unlock", configfile=cfg)
-    snakemake(tmp_path, target, "--rerun-incomplete", configfile=cfg)
-    log = (tmp_path / "results/logs/train/MELD_emoberta_baseline_seed1.log").read_text()
-    assert "resuming after finetune epoch" in log
-    m = json.loads((tmp_path / target).read_text())
-    assert [h["epoch"] for h in m["history"]] == list(range(1, 31))
+@pytest.mark.parametrize("phase", ["pretrain", "finetune"])
+def test_killed_training_resumes_from_its_last_epoch(tmp_path, tiny_roberta, phase):
+    server = Server()  # generation by the OpenAI-compatible test server: seconds, not minutes
+    try:
+        cfg = overlay(
+            tmp_path,
+            distributions=["natural"],
+            generation=openai_generation(server.url, dialogues=8, shards=1),
+            training={
+                "encoder": str(tiny_roberta),
+                "epochs": 30,
+                "pretrain_epochs": 30 if phase == "pretrain" else 1,
+                "max_length": 40,
+                "max_dialogues": {"train": 40, "dev": 4, "test": 4, "synthetic": None},
+            },
+        )
+        run = "results/models/MELD/emoberta/natural/seed1"
+        target = f"{run}/pretrained.pt" if phase == "pretrain" else f"{run}/metrics.json"
+        last = tmp_path / run / "checkpoint" / phase / "last.pt"
+        # Everything before the phase first, so that the kill lands inside it.
+        before = f"{run}/pretrained.pt" if phase == "finetune" else "results/generated/MELD/natural/dialogues.jsonl"
+        snakemake(
+            tmp_path, before, *(f"results/benchmarks/MELD/{s}.jsonl" for s in ("train", "dev", "test")), configfile=cfg
+        )
+        proc = popen_snakemake(tmp_path, cfg, target)
+        wait_for(last.exists, 600, proc)
+        time.sleep(0.5)
+        kill(proc)
+        assert not (tmp_path / target).exists()
+        snakemake(tmp_path, "--unlock", configfile=cfg)
+        snakemake(tmp_path, target, "--rerun-incomplete", configfile=cfg)
+    finally:
+        server.close()
+    log = (tmp_path / f"results/logs/{phase}/MELD_emoberta_natural_seed1.log").read_text()
+    assert f"resuming {phase} after epoch" in log
+    if phase == "finetune":
+        m = json.loads((tmp_path / target).read_text())
+        assert [h["epoch"] for h in m["history"] if h["phase"] == "finetune"] == list(range(1, 31))
+    else:
+        import torch
+
+        summary = torch.load(tmp_path / target, weights_only=False)["meta"]["summary"]
+        assert [h["epoch"] for h in summary["history"]] == list(range(1, 31))
+    assert not last.exists()
 
 
 def test_openai_backend_in_the_workflow(tmp_path):
@@ -209,13 +337,7 @@ def test_openai_backend_in_the_workflow(tmp_path):
         cfg = overlay(
             tmp_path,
             distributions=["natural"],
-            generation={
-                "backend": "openai",
-                "prompt_style": "chat",
-                "dialogues": 6,
-                "shards": 2,
-                "openai": {"base_url": server.url, "model": "test-model", "concurrency": 2, "retries": 1},
-            },
+            generation=openai_generation(server.url, dialogues=6, shards=2),
         )
         snakemake(tmp_path, "results/generated/MELD/natural/dialogues.jsonl", configfile=cfg)
     finally:
@@ -229,15 +351,47 @@ def test_dead_openai_server_fails_the_job_clearly(tmp_path):
     cfg = overlay(
         tmp_path,
         distributions=["natural"],
-        generation={
-            "backend": "openai",
-            "prompt_style": "chat",
-            "dialogues": 2,
-            "shards": 1,
-            "openai": {"base_url": "http://127.0.0.1:9/v1", "model": "m", "timeout_s": 2, "retries": 0},
-        },
+        generation=openai_generation("http://127.0.0.1:9/v1", dialogues=2, shards=1, timeout_s=2, retries=0),
     )
     proc = snakemake(tmp_path, "results/generated/MELD/natural/raw/shard0.jsonl", configfile=cfg, check=False)
     assert proc.returncode != 0
     log = (tmp_path / "results/logs/generate/MELD_natural_shard0.log").read_text()
     assert "no OpenAI-compatible server answers at http://127.0.0.1:9/v1" in log
+
+
+def job_span(log: Path) -> tuple[float, float]:
+    """(first, last) timestamp of a job's log."""
+    import datetime
+
+    stamps = [
+        datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        for line in log.read_text().splitlines()
+        if line[:4].isdigit() and line[4] == "-"
+    ]
+    return min(stamps), max(stamps)
+
+
+@pytest.mark.parametrize("gpus", [1, 2])
+def test_comet_knowledge_jobs_feed_todkat_one_gpu_job_per_gpu(tmp_path, tiny_roberta, tiny_bart, gpus):
+    """The knowledge rule runs a tiny random BART as COMET; TODKAT reads its files. With one
+    (pretend) GPU, GPU jobs never overlap though the cores would allow it; with two, they may."""
+    cfg = overlay(
+        tmp_path,
+        local_gpus=gpus,
+        training={
+            "encoder": str(tiny_roberta),
+            "max_length": 40,
+            "todkat": {"knowledge": "comet", "comet_model": str(tiny_bart), "relations": ["xReact", "oReact"]},
+        },
+    )
+    target = "results/models/MELD/todkat/baseline/seed1/metrics.json"
+    snakemake(tmp_path, *(f"results/benchmarks/MELD/{s}.jsonl" for s in ("train", "dev", "test")), configfile=cfg)
+    snakemake(tmp_path, "--cores", "6", target, configfile=cfg)
+    knowledge = {s: tmp_path / f"results/knowledge/MELD/{s}.jsonl" for s in ("train", "dev", "test")}
+    for path in knowledge.values():
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        assert records and all(set(r["knowledge"]) == {"xReact", "oReact"} for r in records)
+    assert json.loads((tmp_path / target).read_text())["data"]["test"] == 6
+    spans = sorted(job_span(tmp_path / f"results/logs/knowledge/MELD_{s}.log") for s in knowledge)
+    overlaps = any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:], strict=False))
+    assert overlaps == (gpus == 2), spans

@@ -1,21 +1,15 @@
 """Snakemake adapter: metrics of every run -> results.csv, summary.md, friedman.json, plots."""
 
-import sys
-from pathlib import Path
-
-# The package beside the workflow, importable also in a --use-conda environment.
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
-
 import json
 
 import numpy as np
+from _job import start
 
 from ercsynth.plots import plot_confusions, plot_f1
-from ercsynth.runtime import job_logging
 from ercsynth.stats import friedman_report, results_table, summary_markdown
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
-log = job_logging(sm.log[0])
+log = start(sm, torch_threads=False)
 df = results_table(sm.input.metrics)
 df.to_csv(sm.output.csv, index=False)
 with open(sm.output.summary, "w", encoding="utf-8") as fh:

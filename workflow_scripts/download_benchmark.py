@@ -1,13 +1,9 @@
 """Snakemake adapter: download one public benchmark file and check its SHA-256."""
 
-import sys
-from pathlib import Path
-
-# The package beside the workflow, importable also in a --use-conda environment.
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+from _job import start
 
 from ercsynth.download import fetch
-from ercsynth.runtime import job_logging
 
-log = job_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
-fetch(snakemake.params.url, snakemake.output[0], snakemake.params.sha256, log)  # noqa: F821
+sm = snakemake  # noqa: F821 - injected by Snakemake
+log = start(sm, torch_threads=False)
+fetch(sm.params.url, sm.output[0], sm.params.sha256, log)

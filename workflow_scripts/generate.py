@@ -1,23 +1,17 @@
 """Snakemake adapter: generate one shard of one benchmark x distribution (resumable)."""
 
-import sys
-from pathlib import Path
-
-# The package beside the workflow, importable also in a --use-conda environment.
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
-
 import time
+
+from _job import start
 
 from ercsynth.backends import make_backend
 from ercsynth.dialogues import read_dialogues
 from ercsynth.generation import plan_shard, run_shard
 from ercsynth.prompts import Templates
-from ercsynth.runtime import job_logging, set_threads
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
-log = job_logging(sm.log[0])
-set_threads(sm.threads)
-gen = sm.config["generation"]
+log = start(sm)
+gen = sm.params.settings
 pool = read_dialogues(sm.input.examples) if gen["prompt_style"] == "completion" else None
 plan = plan_shard(sm.wildcards.benchmark, sm.wildcards.distribution, int(sm.wildcards.shard), gen, pool)
 templates = Templates.load(*sm.input.prompts)

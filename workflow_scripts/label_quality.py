@@ -1,42 +1,43 @@
 """Snakemake adapter: synthetic label quality and the label-distribution plot."""
 
-import sys
-from pathlib import Path
-
-# The package beside the workflow, importable also in a --use-conda environment.
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
-
 import json
 
 import pandas as pd
+from _job import start
 
 from ercsynth.dialogues import read_dialogues
 from ercsynth.labels import Vocabulary
 from ercsynth.plots import plot_label_distributions
-from ercsynth.runtime import job_logging
 from ercsynth.stats import label_distribution, label_quality_row
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
-log = job_logging(sm.log[0])
+log = start(sm, torch_threads=False)
+p = sm.params
 
 
 def labels_of(path):
     return [u.label for d in read_dialogues(path) for u in d.utterances]
 
 
+# The rule lists its inputs in the order of params.benchmarks x distributions (x classifiers).
+real = dict(zip(p.benchmarks, sm.input.real, strict=True))
+pairs = [(b, d) for b in p.benchmarks for d in p.distributions]
+synthetic = dict(zip(pairs, sm.input.synthetic, strict=True))
+triples = [(b, d, c) for b in p.benchmarks for d in p.distributions for c in p.classifiers]
+predictions = dict(zip(triples, sm.input.predictions, strict=True))
+
 rows, dists = [], {}
-for bench in sm.params.benchmarks:
+for bench in p.benchmarks:
     vocab = Vocabulary.of(bench)
-    real = labels_of(f"results/benchmarks/{bench}/train.jsonl")
-    dists[bench] = {"original": label_distribution(real, vocab)}
-    for dist in sm.params.distributions:
-        synthetic = labels_of(f"results/generated/{bench}/{dist}/dialogues.jsonl")
-        dists[bench][dist] = label_distribution(synthetic, vocab)
-        for clf in sm.params.classifiers:
-            path = f"results/stats/synthetic_predictions/{bench}/{dist}/{clf}_seed{sm.params.seed}.jsonl"
-            with open(path, encoding="utf-8") as fh:
+    real_labels = labels_of(real[bench])
+    dists[bench] = {"original": label_distribution(real_labels, vocab)}
+    for dist in p.distributions:
+        synthetic_labels = labels_of(synthetic[(bench, dist)])
+        dists[bench][dist] = label_distribution(synthetic_labels, vocab)
+        for clf in p.classifiers:
+            with open(predictions[(bench, dist, clf)], encoding="utf-8") as fh:
                 preds = [json.loads(line) for line in fh if line.strip()]
-            rows.append(label_quality_row(bench, dist, clf, preds, synthetic, real))
+            rows.append(label_quality_row(bench, dist, clf, preds, synthetic_labels, real_labels))
 pd.DataFrame(rows).to_csv(sm.output.csv, index=False)
 plot_label_distributions(dists, sm.output.plot)
 log.info("label quality for %d generated datasets", len(rows))

@@ -1,19 +1,13 @@
 """Snakemake adapter: one benchmark split -> results/benchmarks/{benchmark}/{split}.jsonl."""
 
-import sys
-from pathlib import Path
+from _job import start
 
-# The package beside the workflow, importable also in a --use-conda environment.
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
-
-from ercsynth.benchmarks import load_split
+from ercsynth.benchmarks import load_file
 from ercsynth.dialogues import write_dialogues
-from ercsynth.runtime import job_logging
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
-log = job_logging(sm.log[0])
-fmt = "json" if sm.input[0].endswith(".json") else "tsv"
-dialogues = load_split(sm.config["benchmarks_dir"], sm.wildcards.benchmark, sm.wildcards.split, fmt)
+log = start(sm, torch_threads=False)
+dialogues = load_file(sm.input[0], sm.wildcards.benchmark, sm.params.fmt)
 n = write_dialogues(sm.output[0], dialogues)
 log.info(
     "%s %s: %d dialogues, %d utterances from %s",

@@ -1,0 +1,37 @@
+"""Snakemake adapter: fine-tune on the real train split (from pretrained.pt, or the plain encoder
+for the baseline), keep the best dev epoch, score on test (resumable)."""
+
+import json
+from pathlib import Path
+
+from _job import start
+
+from ercsynth.dialogues import cap, read_dialogues
+from ercsynth.models import load_weights, save_weights
+from ercsynth.training import Trainer, assemble_metrics, evaluate, prediction_rows, write_jsonl
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+log = start(sm)
+w, p = sm.wildcards, sm.params
+train, dev, test = (cap(read_dialogues(sm.input[s]), p.caps[s]) for s in ("train", "dev", "test"))
+log.info("data: train %d, dev %d, test %d dialogues", len(train), len(dev), len(test))
+params = {"model": p.model, "optim": p.optim, "epochs": p.epochs, "caps": p.caps}
+run_dir = Path(sm.output.model).parent
+trainer = Trainer.for_job(
+    "finetune", run_dir, w.benchmark, w.classifier, int(w.seed), params, list(sm.input), sm.input.knowledge
+)
+identity = {"benchmark": w.benchmark, "classifier": w.classifier, "condition": w.condition, "seed": int(w.seed)}
+pretrain, synthetic = None, 0
+if sm.input.init:
+    saved = load_weights(trainer.model, sm.input.init[0], {"benchmark": w.benchmark, "classifier": w.classifier})
+    pretrain, synthetic = saved["summary"], saved["synthetic_dialogues"]
+    log.info("starting from %s (%d pre-training epochs)", sm.input.init[0], pretrain["epochs"])
+finetune = trainer.fit("finetune", train, p.epochs, dev)
+test_metrics, preds = evaluate(trainer.model, test, trainer.vocab, trainer.optim)
+data = {"train": len(train), "dev": len(dev), "test": len(test), "synthetic": synthetic}
+metrics = assemble_metrics(test_metrics, finetune, pretrain, identity | {"encoder": p.model["encoder"]}, data)
+write_jsonl(sm.output.predictions, prediction_rows(test, preds, trainer.vocab))
+save_weights(trainer.model, sm.output.model, identity | {"labels": list(trainer.vocab.labels), "phase": "finetune"})
+Path(sm.output.metrics).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+trainer.discard_state()
+log.info("test weighted F1 %.4f", metrics["weighted_f1"])

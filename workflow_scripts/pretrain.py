@@ -1,0 +1,27 @@
+"""Snakemake adapter: pre-train one classifier on one synthetic dataset -> pretrained.pt (resumable)."""
+
+from pathlib import Path
+
+from _job import start
+
+from ercsynth.dialogues import cap, read_dialogues
+from ercsynth.models import save_weights
+from ercsynth.training import Trainer
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+log = start(sm)
+w, p = sm.wildcards, sm.params
+synthetic = cap(read_dialogues(sm.input.synthetic), p.cap)
+if not synthetic:
+    log.warning("the synthetic dataset %s holds no valid dialogue: the weights stay as pre-trained", sm.input.synthetic)
+log.info("pre-training on %d synthetic dialogues for %d epochs", len(synthetic), p.epochs)
+params = {"model": p.model, "optim": p.optim, "epochs": p.epochs, "cap": p.cap}
+run_dir = Path(sm.output[0]).parent
+trainer = Trainer.for_job(
+    "pretrain", run_dir, w.benchmark, w.classifier, int(w.seed), params, list(sm.input), sm.input.knowledge
+)
+summary = trainer.fit("pretrain", synthetic, p.epochs)
+meta = {"benchmark": w.benchmark, "classifier": w.classifier, "labels": list(trainer.vocab.labels), "phase": "pretrain"}
+save_weights(trainer.model, sm.output[0], meta | {"summary": summary, "synthetic_dialogues": len(synthetic)})
+trainer.discard_state()
+log.info("pre-trained %d epochs in %.1f s", summary["epochs"], summary["train_seconds"])
