@@ -141,19 +141,25 @@ def predict(
 ) -> list[int]:
     """Predicted class per utterance, in dialogue order. Without gradients, passes take twice the budget."""
     device = model.device
+    was_training, budget = model.training, model.pass_tokens
     model.eval()
+    model.pass_tokens = max_tokens_per_step * 2
     preds: list[int] = []
-    for batch in batches(data, batch_utterances * 2, False):
-        rows_done: list[Row] = []
-        argmaxes = []
-        for rows in passes(model, batch, max_tokens_per_step * 2):
-            with autocast(device, precision):
-                logits, _ = model(batch, rows)
-            rows_done.extend(rows)
-            argmaxes.append(logits.argmax(-1))
-        values = torch.cat(argmaxes).tolist()  # one transfer per batch
-        by_row = dict(zip(rows_done, values, strict=True))
-        preds.extend(by_row[r] for r in all_rows(batch))
+    try:
+        for batch in batches(data, batch_utterances * 2, False):
+            rows_done: list[Row] = []
+            argmaxes = []
+            for rows in passes(model, batch, max_tokens_per_step * 2):
+                with autocast(device, precision):
+                    logits, _ = model(batch, rows)
+                rows_done.extend(rows)
+                argmaxes.append(logits.argmax(-1))
+            values = torch.cat(argmaxes).tolist()  # one transfer per batch
+            by_row = dict(zip(rows_done, values, strict=True))
+            preds.extend(by_row[r] for r in all_rows(batch))
+    finally:
+        model.train(was_training)
+        model.pass_tokens = budget
     return preds
 
 
@@ -263,6 +269,7 @@ class Trainer:
         self.fingerprint = fingerprint
         self.device = configure_device()
         self.model = model.to(self.device)
+        model.pass_tokens = optim.max_tokens_per_step
         self.scaler = torch.amp.GradScaler("cuda") if self.device.type == "cuda" and optim.precision == "fp16" else None
 
     @classmethod

@@ -144,6 +144,30 @@ def test_todkat_reads_its_knowledge_with_the_encoder_it_trains(tiny_roberta):
     assert model.encoder.embeddings.word_embeddings.weight.grad.abs().sum() > 0
 
 
+def test_todkat_keeps_a_long_dialogue_whole_in_bounded_encoder_calls(tiny_roberta):
+    """Over the pass budget, TODKAT encodes a dialogue in checkpointed chunks: same outputs, same gradient."""
+    torch.manual_seed(0)
+    model = build_model(settings(tiny_roberta, "todkat", max_length=48))
+    model.eval()  # no dropout: exact comparison
+    d = [long_dialogue(10)]
+
+    def run(budget):
+        model.pass_tokens = budget
+        model.zero_grad()
+        logits, aux = model(d)
+        (logits.sum() + aux).backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        return logits.detach(), aux.detach(), grads
+
+    calls = []
+    hook = model.encoder.register_forward_pre_hook(lambda m, a, k: calls.append(k["input_ids"].shape), with_kwargs=True)
+    whole, chunked = run(None), run(96)
+    hook.remove()
+    assert len(calls) > 2 and all(s[0] * s[1] <= 96 for s in calls[1:])  # bounded calls after the first run's one
+    for a, b in zip(whole, chunked, strict=True):
+        assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
+
+
 def test_split_passes_give_the_same_gradient(tiny_roberta):
     """A long dialogue cut into passes (gradients summed) trains as if it were one pass."""
     torch.manual_seed(0)

@@ -77,6 +77,9 @@ class ERCModel(nn.Module):
 
     # Whether the rows of one dialogue may be computed in different forward passes.
     splittable = True
+    # Padded tokens one encoder call may take, set by the trainer from its pass budget (a model
+    # that must keep a long dialogue in one pass splits its encoder calls instead); None: no limit.
+    pass_tokens: int | None = None
 
     def __init__(self, settings: ModelSettings, add_speaker_tokens: bool = False) -> None:
         super().__init__()

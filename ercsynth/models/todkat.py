@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ercsynth.dialogues import Dialogue
 from ercsynth.models.base import ERCModel, ModelSettings, Row, gather_padded
@@ -87,7 +88,7 @@ class TODKAT(ERCModel):
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
         mu, logvar = self.to_mu(pooled), self.to_logvar(pooled).clamp(-8, 8)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        kl = -0.5 * torch.mean(torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1))
+        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1)  # per utterance
         self._vae = (kl, z)
         hidden = hidden + self.topic_embed(z).unsqueeze(1).to(hidden.dtype)
         return (hidden,) + tuple(output[1:]) if isinstance(output, tuple) else hidden
@@ -118,33 +119,63 @@ class TODKAT(ERCModel):
         texts = [u.text for i in ds for u in dialogues[i].utterances]
         return [self.joint_sequence(t, k)[0] for t, k in zip(texts, self.knowledge.texts(texts), strict=True)]
 
-    def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(utterance vectors, per-relation knowledge vectors (n, R, h), VAE loss) in one encoder pass."""
-        joint = [self.joint_sequence(t, k) for t, k in zip(texts, self.knowledge.texts(texts), strict=True)]
-        ids, mask = self.pad([seq for seq, _, _ in joint])
-        # Host-built masks: the utterance's own tokens, and each relation span's averaging weights.
-        length, r = ids.shape[1], len(self.knowledge.relations)
-        own = torch.zeros((len(joint), length))
-        spans = torch.zeros((len(joint), r, length))
-        for n, (_, end, relation_spans) in enumerate(joint):
-            own[n, 1 : end - 1] = 1
-            for k, (a, b) in enumerate(relation_spans):
-                spans[n, k, a:b] = 1.0 / max(b - a, 1)
-        own = own.to(ids.device, non_blocking=True)
-        spans = spans.to(ids.device, non_blocking=True)
-
+    def _encode_chunk(self, ids, mask, own, spans):
+        """One encoder call: (<s> vectors, relation vectors, per-utterance KL, topic vectors)."""
         self._mask, self._topic_on = own, True
         try:
             hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         finally:
             self._topic_on = False
         kl, z = self._vae
-        # Bag-of-words reconstruction of each utterance from its topic vector (the VAE decoder).
-        logp = F.log_softmax(self.bow_decoder(z).float(), dim=-1)
-        bow = torch.zeros_like(logp).scatter_add_(1, ids, own)
-        recon = -(bow * logp).sum(-1).mean() / self.max_length
-        know = torch.einsum("nrl,nlh->nrh", spans.to(hidden.dtype), hidden)
-        return hidden[:, 0], know, self.kl_weight * (kl + recon)
+        return hidden[:, 0], torch.einsum("nrl,nlh->nrh", spans.to(hidden.dtype), hidden), kl, z
+
+    def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(utterance vectors, per-relation knowledge vectors (n, R, h), VAE loss).
+
+        One encoder call, unless the sequences exceed `pass_tokens` (a long dialogue at max
+        length 512): then length-sorted chunks whose activations are recomputed in the backward
+        pass (checkpointing), so memory stays bounded while the dialogue stays whole.
+        """
+        joint = [self.joint_sequence(t, k) for t, k in zip(texts, self.knowledge.texts(texts), strict=True)]
+        order = sorted(range(len(joint)), key=lambda n: len(joint[n][0]))
+        chunks: list[list[int]] = [[]]
+        for n in order:
+            width = -(-len(joint[n][0]) // self.settings.pad_to_multiple_of) * self.settings.pad_to_multiple_of
+            if chunks[-1] and self.pass_tokens and width * (len(chunks[-1]) + 1) > self.pass_tokens:
+                chunks.append([])
+            chunks[-1].append(n)
+        parts, recon = [], []
+        for chunk in chunks:
+            ids, mask = self.pad([joint[n][0] for n in chunk])
+            # Host-built masks: the utterance's own tokens, and each relation span's averaging weights.
+            length, r = ids.shape[1], len(self.knowledge.relations)
+            own = torch.zeros((len(chunk), length))
+            spans = torch.zeros((len(chunk), r, length))
+            for row, n in enumerate(chunk):
+                _, end, relation_spans = joint[n]
+                own[row, 1 : end - 1] = 1
+                for k, (a, b) in enumerate(relation_spans):
+                    spans[row, k, a:b] = 1.0 / max(b - a, 1)
+            own = own.to(ids.device, non_blocking=True)
+            spans = spans.to(ids.device, non_blocking=True)
+            if len(chunks) > 1 and torch.is_grad_enabled():
+                out = checkpoint(self._encode_chunk, ids, mask, own, spans, use_reentrant=False)
+            else:
+                out = self._encode_chunk(ids, mask, own, spans)
+            parts.append(out)
+            # Bag-of-words reconstruction of each utterance from its topic vector (the VAE decoder).
+            logp = F.log_softmax(self.bow_decoder(out[3]).float(), dim=-1)
+            bow = torch.zeros_like(logp).scatter_add_(1, ids, own)
+            recon.append(-(bow * logp).sum(-1))
+        position = [0] * len(joint)  # where each utterance landed in the chunk order
+        for p, n in enumerate(n for chunk in chunks for n in chunk):
+            position[n] = p
+        back = torch.tensor(position).to(parts[0][0].device, non_blocking=True)
+        utt = torch.cat([p[0] for p in parts])[back]
+        know = torch.cat([p[1] for p in parts])[back]
+        kl = torch.cat([p[2] for p in parts]).mean()
+        rec = torch.cat(recon).mean() / self.max_length
+        return utt, know, self.kl_weight * (kl + rec)
 
     def forward(self, dialogues: list[Dialogue], rows: list[Row] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         chosen = sorted({i for i, _ in rows}) if rows is not None else list(range(len(dialogues)))
