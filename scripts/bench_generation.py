@@ -25,8 +25,9 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from ercsynth.backends import DecodingParams, TransformersBackend, convert_embedded, embedded_model_names  # noqa: E402
+from ercsynth.backends import DecodingParams, TransformersBackend  # noqa: E402
 from ercsynth.benchmarks import load_split  # noqa: E402
+from ercsynth.embedded import convert_embedded, embedded_model_names  # noqa: E402
 from ercsynth.generation import plan_shard, run_shard  # noqa: E402
 from ercsynth.labels import Vocabulary  # noqa: E402
 from ercsynth.parsing import parse_records, read_raw  # noqa: E402

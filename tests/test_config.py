@@ -199,6 +199,8 @@ def test_dry_run_paper_config(tmp_path):
     assert "prepare_generator" not in out
     assert "results/models/IEMOCAP/todkat/balanced/seed5/metrics.json" in out
     assert out.count("rule generate:") == 3 * 2 * 10
+    # This machine has no GPU: a local run asks for none, whatever the paper's scale.
+    assert "gpu=0" in out and "gpu=1" not in out
     assert out.count("rule knowledge:") == 3 * (3 + 2)  # each real split and synthetic set, once
     assert out.count("rule pretrain:") == 3 * 3 * 2 * 5 and out.count("rule finetune:") == 3 * 3 * 3 * 5
     blocks = {}

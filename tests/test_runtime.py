@@ -66,3 +66,9 @@ def test_bench_gpu_smoke_runs_on_the_cpu():
         assert train > 0 and bare > 0 and ratio == pytest.approx(train / bare, rel=0.02)
     assert "longest dialogue" in out and "IEMOCAP" in out
     assert '"tokens_s"' in out and '"auto": true' in out
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "scripts").glob("*.py")))
+def test_every_script_imports_and_explains_itself(script):
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "usage" in proc.stdout, proc.stderr[-2000:]

@@ -81,8 +81,15 @@ def kill(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, generator_checkpoint) -> Path:
-    """One complete tiny run of the real workflow; the rerun tests dry-run against it."""
+    """One complete tiny run of the real workflow; the rerun tests dry-run against it.
+
+    ERCSYNTH_TINY_RUN=<folder of a finished tiny run> copies that one instead (for development:
+    checking the rerun tests against changed rules without five minutes of training).
+    """
     work = tmp_path_factory.mktemp("tiny_run")
+    if os.environ.get("ERCSYNTH_TINY_RUN"):
+        shutil.copytree(os.environ["ERCSYNTH_TINY_RUN"], work, dirs_exist_ok=True, symlinks=True)
+        return work
     seed_generator(work, generator_checkpoint)
     # Prompt files in the working folder take precedence over the workflow's: the same input paths
     # for the repository's Snakefile and for the edited copy below.
