@@ -97,6 +97,13 @@ def test_compm_trains_its_memory_in_the_encoder_group_unless_frozen(tiny_roberta
     assert not {id(p) for p in frozen.memory.parameters()} & {id(p) for p in frozen.parameter_groups()[0]}
 
 
+def test_todkat_trains_its_dialogue_transformer_at_the_encoder_rate(tiny_roberta):
+    model = build_model(settings(tiny_roberta, "todkat"))
+    slow, fast = ({id(p) for p in group} for group in model.parameter_groups())
+    assert {id(p) for p in model.dialogue_tf.parameters()} <= slow
+    assert {id(p) for p in model.classifier.parameters()} | {id(p) for p in model.to_mu.parameters()} <= fast
+
+
 def test_emoberta_fills_its_budget_with_past_and_future_turns(tiny_roberta):
     model = EmoBERTa(settings(tiny_roberta, "emoberta", max_length=100))
     d = long_dialogue(20, words=0)

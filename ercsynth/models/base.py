@@ -152,15 +152,16 @@ class ERCModel(nn.Module):
         raise NotImplementedError
 
     def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-        """(pre-trained encoder parameters, new layers): the two learning-rate groups."""
-        pretrained, new = [], []
+        """(parameters trained at training.lr, those at training.head_lr)."""
+        slow, fast = [], []
         for name, p in self.named_parameters():
             if p.requires_grad:
-                (pretrained if name.startswith(self.pretrained_prefixes) else new).append(p)
-        return pretrained, new
+                (slow if name.startswith(self.encoder_lr_prefixes) else fast).append(p)
+        return slow, fast
 
-    # Parameter-name prefixes of the pre-trained parts (their learning rate is training.lr).
-    pretrained_prefixes: tuple[str, ...] = ("encoder.",)
+    # Parameter-name prefixes trained at the encoder's learning rate: the pre-trained parts, and
+    # new parts that the original trains at that rate.
+    encoder_lr_prefixes: tuple[str, ...] = ("encoder.",)
 
 
 def gather_padded(table: torch.Tensor, index: list[list[int]]) -> torch.Tensor:

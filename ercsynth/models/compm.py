@@ -27,7 +27,7 @@ from ercsynth.models.base import ERCModel, ModelSettings, Row, all_rows, gather_
 
 
 class CoMPM(ERCModel):
-    pretrained_prefixes = ("encoder.", "memory.")
+    encoder_lr_prefixes = ("encoder.", "memory.")
 
     def __init__(self, settings: ModelSettings) -> None:
         super().__init__(settings, add_speaker_tokens=True)
