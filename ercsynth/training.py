@@ -22,7 +22,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -299,8 +299,8 @@ class Trainer:
         )
 
     def _optimizer(self, steps: int):
-        pretrained, new = self.model.parameter_groups()
-        groups = [{"params": pretrained, "lr": self.optim.lr}, {"params": new, "lr": self.optim.head_lr}]
+        slow, fast = self.model.parameter_groups()
+        groups = [{"params": slow, "lr": self.optim.lr}, {"params": fast, "lr": self.optim.head_lr}]
         opt = torch.optim.AdamW(
             [g for g in groups if g["params"]],
             weight_decay=self.optim.weight_decay,
@@ -470,7 +470,3 @@ class Trainer:
             "train_seconds": seconds,
             "utterances_per_second": seen / seconds if seconds else 0.0,
         }
-
-
-def settings_dict(model: ModelSettings, optim: OptimSettings) -> dict:
-    return {"model": asdict(model), "optim": asdict(optim)}
