@@ -111,11 +111,6 @@ def passes(model: ERCModel, batch: list[Dialogue], max_tokens: int) -> list[list
     (TODKAT's dialogue transformer) gets whole dialogues per pass instead; a single row or
     dialogue over the budget still gets a pass of its own.
     """
-    multiple = model.settings.pad_to_multiple_of
-
-    def padded(n: int) -> int:
-        return -(-n // multiple) * multiple
-
     if model.splittable:
         units = [[r] for r in sorted(all_rows(batch), key=lambda r: model.row_length(batch[r[0]], r[1]))]
     else:
@@ -124,7 +119,7 @@ def passes(model: ERCModel, batch: list[Dialogue], max_tokens: int) -> list[list
     current: list[Row] = []
     longest = 0
     for unit in units:
-        width = max(padded(model.row_length(batch[i], t)) for i, t in unit)
+        width = max(model.padded_length(model.row_length(batch[i], t)) for i, t in unit)
         if current and max(longest, width) * (len(current) + len(unit)) > max_tokens:
             out.append(current)
             current, longest = [], 0

@@ -85,7 +85,7 @@ def test_passes_keep_to_the_token_budget_and_cover_every_row_once(tiny_roberta, 
         rows = [r for c in chunks for r in c]
         assert sorted(rows) == sorted(all_rows(TRAIN))
         for chunk in chunks:
-            widths = [-(-model.row_length(TRAIN[i], t) // 8) * 8 for i, t in chunk]
+            widths = [model.padded_length(model.row_length(TRAIN[i], t)) for i, t in chunk]
             assert len(chunk) == 1 or max(widths) * len(chunk) <= budget
     assert len(passes(model, TRAIN, 64)) > len(passes(model, TRAIN, 4096))
     # Predictions do not depend on the budget.

@@ -116,14 +116,17 @@ class ERCModel(nn.Module):
             self._tok_cache[text] = ids
         return ids
 
+    def padded_length(self, n: int) -> int:
+        """`n` rounded up to a multiple of `pad_to_multiple_of` (never past max_length unless n is)."""
+        multiple = self.settings.pad_to_multiple_of
+        return min(-(-n // multiple) * multiple, max(n, self.max_length))
+
     def pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Pad to the longest sequence, rounded up to `pad_to_multiple_of` so shapes repeat.
 
         Built on the host and moved in one copy per tensor (no per-row transfers).
         """
-        longest = max(len(s) for s in seqs)
-        multiple = self.settings.pad_to_multiple_of
-        width = min(-(-longest // multiple) * multiple, max(longest, self.max_length))
+        width = self.padded_length(max(len(s) for s in seqs))
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
         for r, s in enumerate(seqs):

@@ -143,7 +143,7 @@ class TODKAT(ERCModel):
         order = sorted(range(len(joint)), key=lambda n: len(joint[n][0]))
         chunks: list[list[int]] = [[]]
         for n in order:
-            width = -(-len(joint[n][0]) // self.settings.pad_to_multiple_of) * self.settings.pad_to_multiple_of
+            width = self.padded_length(len(joint[n][0]))
             if chunks[-1] and self.pass_tokens and width * (len(chunks[-1]) + 1) > self.pass_tokens:
                 chunks.append([])
             chunks[-1].append(n)
