@@ -12,7 +12,14 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 report: "rules/report/workflow.rst"
 
 
+# Downloads run where Snakemake runs (on a cluster, the login node: compute nodes are often offline).
+localrules:
+    download_benchmark,
+    fetch_model,
+
+
 include: "rules/common.smk"
+include: "rules/models.smk"
 include: "rules/data.smk"
 include: "rules/generation.smk"
 include: "rules/parsing.smk"

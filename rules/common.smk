@@ -15,6 +15,7 @@ sys.path.insert(0, workflow.basedir)
 from ercsynth.benchmarks import IEMOCAP_HELP, SPLITS, missing_files, source  # noqa: E402
 from ercsynth.config import ConfigError, check_config  # noqa: E402
 from ercsynth.embedded import embedded_model_names  # noqa: E402
+from ercsynth.hub import MARKER, MODELS_DIR, hub_models, local_path  # noqa: E402
 from ercsynth.runtime import code_fingerprint, count_gpus, export_local_gpus  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "rules" / "schemas" / "config.schema.yaml"
@@ -83,6 +84,11 @@ GEN = config["generation"]
 TRAIN = config["training"]
 SHARDS = list(range(GEN["shards"]))
 COMET = TRAIN["todkat"]["knowledge"] == "comet"
+try:
+    # Hub models named by the config, fetched once by the fetch_model local rule (rules/models.smk).
+    HUB_MODELS = hub_models(config, set(embedded_model_names()))
+except ValueError as exc:
+    raise WorkflowError(str(exc)) from None
 
 
 wildcard_constraints:
@@ -126,8 +132,9 @@ def generation_settings(w):
 
 def model_settings(w):
     """What fixes a classifier's architecture and inputs."""
-    keys = ("encoder", "max_length", "pad_to_multiple_of")
-    return {k: TRAIN[k] for k in keys} | {w.classifier: TRAIN[w.classifier]}
+    keys = ("max_length", "pad_to_multiple_of")
+    encoder = local_path(TRAIN["encoder"], HUB_MODELS)  # a hub id is read from its fetched folder
+    return {"encoder": encoder} | {k: TRAIN[k] for k in keys} | {w.classifier: TRAIN[w.classifier]}
 
 
 OPTIM_KEYS = (
@@ -169,8 +176,19 @@ def generator_checkpoint():
 
 
 def generator_path(w, input):
-    """The converted checkpoint's folder, or the configured model (hub id or folder)."""
-    return str(Path(input.checkpoint[0]).parent) if input.checkpoint else GEN["transformers"]["model"]
+    """The converted checkpoint's folder, the fetched folder of a hub model, or the configured folder."""
+    if input.checkpoint:
+        return str(Path(input.checkpoint[0]).parent)
+    return local_path(GEN["transformers"]["model"], HUB_MODELS)
+
+
+def fetched(value):
+    """The fetch_model marker a job waits for when `value` is a hub id; nothing for a folder or an embedded model."""
+    return [m.marker for m in HUB_MODELS.values() if m.repo_id == value]
+
+
+def generator_fetched():
+    return fetched(GEN["transformers"]["model"]) if GEN["backend"] == "transformers" else []
 
 
 def prompt_files():
@@ -205,6 +223,7 @@ def finetune_inputs(w):
     inputs = {split: f"results/benchmarks/{w.benchmark}/{split}.jsonl" for split in SPLITS}
     inputs["init"] = [] if w.condition == "baseline" else [f"{model_dir(w)}/pretrained.pt"]
     inputs["knowledge"] = knowledge_files(w, SPLITS)
+    inputs["encoder"] = fetched(TRAIN["encoder"])
     return inputs
 
 

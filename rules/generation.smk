@@ -21,6 +21,7 @@ rule prepare_generator:
 rule generate:
     input:
         checkpoint=generator_checkpoint(),
+        fetched=generator_fetched(),
         prompts=prompt_files(),
         # Few-shot examples for the completion style come from the real training split.
         examples="results/benchmarks/{benchmark}/train.jsonl",

@@ -6,6 +6,7 @@
 rule knowledge:
     input:
         dialogues=source_dialogues,
+        fetched=fetched(TRAIN["todkat"]["comet_model"]),
     output:
         "results/knowledge/{benchmark}/{source}.jsonl",
     log:
@@ -20,7 +21,7 @@ rule knowledge:
         runtime=120,
         gpu=GPU,
     params:
-        model=TRAIN["todkat"]["comet_model"],
+        model=local_path(TRAIN["todkat"]["comet_model"], HUB_MODELS),
         relations=TRAIN["todkat"]["relations"],
         batch_size=TRAIN["todkat"]["comet_batch_size"],
         # Real splits: the same subset as training reads; synthetic sets: all (label quality reads all).
@@ -34,6 +35,7 @@ rule pretrain:
     input:
         synthetic="results/generated/{benchmark}/{condition}/dialogues.jsonl",
         knowledge=lambda w: knowledge_files(w, [w.condition]),
+        encoder=fetched(TRAIN["encoder"]),
     output:
         "results/models/{benchmark}/{classifier}/{condition}/seed{seed}/pretrained.pt",
     log:
@@ -92,6 +94,7 @@ rule predict_synthetic:
         model="results/models/{benchmark}/{classifier}/baseline/seed{seed}/model.pt",
         dialogues="results/generated/{benchmark}/{distribution}/dialogues.jsonl",
         knowledge=lambda w: knowledge_files(w, [w.distribution]),
+        encoder=fetched(TRAIN["encoder"]),
     output:
         "results/stats/synthetic_predictions/{benchmark}/{distribution}/{classifier}_seed{seed}.jsonl",
     log:

@@ -5,6 +5,7 @@ paths that need a hub model (Vicuna, roberta-large, COMET)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,18 +30,39 @@ def snakemake(
     extra_config: list[str] | None = None,
     bench: Path | None = BENCH,
     snakefile: Path = REPO / "Snakefile",
+    base_env: dict | None = None,
 ) -> subprocess.CompletedProcess:
-    """The real Snakemake on the real Snakefile, in `workdir`; `bench=None` keeps the config's benchmarks_dir."""
+    """The real Snakemake on the real Snakefile, in `workdir`; `bench=None` keeps the config's benchmarks_dir.
+
+    The environment is this process's (or `base_env`, to leave variables out) updated with `env`.
+    """
     cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir), "--cores", "2", *args]
     if configfile is not None:
         cmd += ["--configfile", str(configfile)]
     entries = ([f"benchmarks_dir={bench}"] if bench is not None else []) + (extra_config or [])
     if entries:  # --config swallows every following word, so it comes last
         cmd += ["--config", *entries]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**(os.environ if base_env is None else base_env), **(env or {})},
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
+
+
+def job_blocks(out: str) -> dict[str, tuple[str, str]]:
+    """A dry run's jobs: first output -> (rule, inputs), from Snakemake's job blocks."""
+    blocks = {}
+    for block in re.split(r"\n(?:local)?rule ", out)[1:]:
+        name = block.split(":", 1)[0]
+        output, inputs = re.search(r"output: (.*)", block), re.search(r"input: (.*)", block)
+        if output:
+            blocks[output.group(1).split(",")[0].strip()] = (name, inputs.group(1) if inputs else "")
+    return blocks
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,13 @@
 import copy
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 
 import pytest
 import yaml
-from conftest import BENCH, REPO, snakemake
+from conftest import BENCH, REPO, job_blocks, snakemake
 
 from ercsynth.config import ConfigError, check_config, coerce, config_errors, load_config, load_schema
 
@@ -172,6 +173,7 @@ def test_dry_run_default_config(tmp_path):
     out = proc.stdout + proc.stderr
     assert "not added (add_iemocap_if_present is false)" in out
     assert "IEMOCAP" not in out.split("Job stats")[0].split("benchmarks for this run")[1].splitlines()[0]
+    assert "rule fetch_model:" not in out  # the embedded models ship in PyPI packages: nothing to fetch
     for rule in (
         "prepare_benchmark",
         "prepare_generator",
@@ -203,12 +205,7 @@ def test_dry_run_paper_config(tmp_path):
     assert "gpu=0" in out and "gpu=1" not in out
     assert out.count("rule knowledge:") == 3 * (3 + 2)  # each real split and synthetic set, once
     assert out.count("rule pretrain:") == 3 * 3 * 2 * 5 and out.count("rule finetune:") == 3 * 3 * 3 * 5
-    blocks = {}
-    for block in out.split("\nrule ")[1:]:
-        name = block.split(":", 1)[0]
-        output, inputs = re.search(r"output: (.*)", block), re.search(r"input: (.*)", block)
-        if output:
-            blocks[output.group(1).split(",")[0].strip()] = (name, inputs.group(1) if inputs else "")
+    blocks = job_blocks(out)
     name, inputs = blocks["results/models/IEMOCAP/todkat/balanced/seed5/model.pt"]
     assert name == "finetune"
     assert "results/models/IEMOCAP/todkat/balanced/seed5/pretrained.pt" in inputs  # pre-training feeds it
@@ -217,6 +214,34 @@ def test_dry_run_paper_config(tmp_path):
     assert name == "pretrain" and "results/knowledge/IEMOCAP/balanced.jsonl" in inputs
     _, inputs = blocks["results/models/IEMOCAP/compm/baseline/seed5/model.pt"]
     assert "pretrained.pt" not in inputs and "knowledge" not in inputs
+    # Each hub model is fetched once (by the fetch_model local rule), and every job that loads it
+    # waits for its folder; nothing is downloaded from inside a GPU job.
+    fetches = {o: name for o, (name, _) in blocks.items() if name == "fetch_model"}
+    vicuna, roberta, comet = (f"resources/models/{m}/fetched.json" for m in MODELS)
+    assert set(fetches) == {vicuna, roberta, comet}
+    for output, (name, inputs) in blocks.items():
+        needs = {"generate": [vicuna], "knowledge": [comet], "pretrain": [roberta], "finetune": [roberta]}
+        needs["predict_synthetic"] = [roberta]
+        for marker in needs.get(name, []):
+            assert marker in inputs, (output, inputs)
+    assert out.count("rule fetch_model:") == 3
+
+
+MODELS = ("lmsys--vicuna-13b-v1.5", "roberta-large", "mismayil--comet-bart-ai2")
+
+
+def test_a_local_model_folder_removes_its_fetch(tmp_path, tiny_roberta, tiny_llama):
+    """Models that are already folders are read where they are: no fetch_model job for them."""
+    iemocap = tmp_path / "resources" / "benchmarks" / "IEMOCAP"
+    shutil.copytree(BENCH / "IEMOCAP", iemocap)
+    local = [f"training={{encoder: {tiny_roberta}}}", f"generation={{transformers: {{model: {tiny_llama}}}}}"]
+    proc = snakemake(tmp_path, "-n", configfile=REPO / "configs" / "paper.yaml", bench=None, extra_config=local)
+    blocks = job_blocks(proc.stdout)
+    assert {o for o, (name, _) in blocks.items() if name == "fetch_model"} == {
+        "resources/models/mismayil--comet-bart-ai2/fetched.json"
+    }
+    _, inputs = blocks["results/models/IEMOCAP/todkat/balanced/seed5/model.pt"]
+    assert "resources/models/" not in inputs
 
 
 def test_list_rules_shows_the_stages(tmp_path):

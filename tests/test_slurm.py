@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BENCH, REPO, seed_generator
+from conftest import BENCH, REPO, job_blocks, seed_generator
+from hub_server import HubStandIn, Repo
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -27,7 +28,9 @@ def cluster():
         pytest.skip("no SLURM cluster here: run scripts/start_slurm.sh (as root) first")
 
 
-def slurm_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def slurm_snakemake(
+    workdir: Path, *args: str, timeout: int = 900, config: tuple[str, ...] = (), env: dict | None = None
+) -> subprocess.CompletedProcess:
     """`snakemake --profile slurm`, typed from the repository root, with the test cluster's overrides."""
     cmd = [
         # SIGINT on timeout: Snakemake cancels its SLURM jobs then; SIGTERM does not stop it.
@@ -62,8 +65,9 @@ def slurm_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess
         str(CONFIG),
         "--config",
         f"benchmarks_dir={BENCH}",
+        *config,
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
 
 
@@ -135,3 +139,46 @@ def test_profiles_request_gpus_only_for_gpu_jobs(cluster, tmp_path):
             assert "gpu=1" in block, block
         elif name in ("parse", "aggregate", "label_quality", "prepare_benchmark"):
             assert "gpu=" not in block, block
+
+
+def test_downloads_run_where_snakemake_runs_not_on_compute_nodes(cluster, tmp_path, tiny_roberta):
+    """fetch_model and download_benchmark are local rules: with --profile slurm they run in the
+    Snakemake process's machine (the login node), never through sbatch."""
+    hub = HubStandIn({"ercsynth-test/tiny-roberta": Repo(tiny_roberta)})
+    url = hub.start()
+    marker = "resources/models/ercsynth-test--tiny-roberta/fetched.json"
+    try:
+        proc = slurm_snakemake(
+            tmp_path,
+            marker,
+            config=("training={encoder: ercsynth-test/tiny-roberta}",),
+            env={"HF_ENDPOINT": url, "HF_HUB_OFFLINE": "0"},
+        )
+    finally:
+        hub.stop()
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "localrule fetch_model:" in out and "submitted with SLURM jobid" not in out
+    assert (tmp_path / marker).exists() and hub.requests
+    # The benchmark download too (it fails or succeeds here depending on the network: either way,
+    # it ran in this process, not in a SLURM job).
+    proc = slurm_snakemake(tmp_path, "resources/benchmarks/MELD/dev_sent_emo.csv", timeout=300)
+    out = proc.stdout + proc.stderr
+    assert "localrule download_benchmark:" in out and "submitted with SLURM jobid" not in out
+
+
+def test_paper_profile_dry_run_fetches_models_before_the_gpu_jobs(cluster, tmp_path):
+    """`snakemake --profile slurm --dry-run` as typed, on the paper config: three fetch_model jobs
+    (no GPU asked), and each GPU job waits for the folder of the model it loads."""
+    shutil.copytree(BENCH / "IEMOCAP", tmp_path / "resources" / "benchmarks" / "IEMOCAP")
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", "-d", str(tmp_path), "--dry-run"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    blocks = job_blocks(out)
+    fetches = [o for o, (name, _) in blocks.items() if name == "fetch_model"]
+    assert len(fetches) == 3
+    for block in out.split("rule fetch_model:")[1:]:
+        assert "gpu=" not in block.split("\n[")[0], block  # up to the next job's time stamp
+    gpu_jobs = [(o, i) for o, (name, i) in blocks.items() if name in ("generate", "knowledge", "pretrain", "finetune")]
+    assert len(gpu_jobs) > 200 and all(any(f in inputs for f in fetches) for _, inputs in gpu_jobs)

@@ -11,6 +11,13 @@ from pathlib import Path
 # The package beside the workflow, importable also in a --use-conda environment.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+# Jobs never touch the hub: models come from the folders the fetch_model rule filled, and compute
+# nodes of most clusters have no internet. Set before anything imports huggingface_hub (it reads
+# these once). The two download rules, which run where Snakemake runs, opt out.
+if os.environ.get("ERCSYNTH_NETWORK_JOB") != "1":
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
 from ercsynth.runtime import LOCAL_GPUS_VAR, claim_gpu, job_logging, set_threads  # noqa: E402
 
 
@@ -20,6 +27,8 @@ def start(snakemake, torch_threads: bool = True):
     wanted = int(snakemake.resources.get("gpu", 0) or 0)
     available = int(os.environ.get(LOCAL_GPUS_VAR, "0"))
     log.info("job %s started: %d threads, %d GPU requested", snakemake.rule, snakemake.threads, wanted)
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        log.info("hub offline (HF_HUB_OFFLINE=1): models are read from local folders only")
     card = claim_gpu(wanted, available)
     if card is not None:
         log.info("local GPU %d of %d", card, available)

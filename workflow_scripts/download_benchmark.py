@@ -1,8 +1,11 @@
 """Snakemake adapter: download one public benchmark file and check its SHA-256."""
 
-from _job import start
+import os
 
-from ercsynth.download import fetch
+os.environ["ERCSYNTH_NETWORK_JOB"] = "1"  # a local rule: it runs where Snakemake runs
+from _job import start  # noqa: E402
+
+from ercsynth.download import fetch  # noqa: E402
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm, torch_threads=False)
