@@ -45,7 +45,9 @@ class Backend(Protocol):
     name: str
     model: str
 
-    def generate(self, prompts: list[Prompt], params: DecodingParams, seed: int) -> list[Completion]: ...
+    def generate(self, prompts: list[Prompt], params: DecodingParams, seeds: list[int]) -> list[Completion]:
+        """One completion per prompt; `seeds` holds each attempt's own seed, in the same order."""
+        ...
 
     def auto_batch_size(self, prompts: list[Prompt], max_new_tokens: int) -> int: ...
 
@@ -149,10 +151,12 @@ class TransformersBackend:
             return render_chat(prompt.text, self.conversation_format, self.tokenizer)
         return prompt.text
 
-    def generate(self, prompts: list[Prompt], params: DecodingParams, seed: int) -> list[Completion]:
+    def generate(self, prompts: list[Prompt], params: DecodingParams, seeds: list[int]) -> list[Completion]:
         import torch
 
-        torch.manual_seed(seed)
+        # One sampler draws for the whole left-padded batch, so it can take one seed only: the first
+        # attempt's. The text of an attempt therefore depends on its batch (see README, Generation).
+        torch.manual_seed(seeds[0])
         texts = [self.prepare(p) for p in prompts]
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=True).to(self.lm.device)
         stops = list(COMPLETION_STOPS) if any(p.style == "completion" for p in prompts) else None
@@ -275,9 +279,11 @@ class OpenAIBackend:
     def auto_batch_size(self, prompts: list[Prompt], max_new_tokens: int) -> int:
         return 4 * self.concurrency  # keeps every connection busy between batches
 
-    def generate(self, prompts: list[Prompt], params: DecodingParams, seed: int) -> list[Completion]:
+    def generate(self, prompts: list[Prompt], params: DecodingParams, seeds: list[int]) -> list[Completion]:
+        # Each request carries its own attempt's seed: a server that honours seeds returns the same
+        # text for an attempt whatever the sharding, batching or concurrency.
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            futures = [pool.submit(self._one, p, params, seed + i) for i, p in enumerate(prompts)]
+            futures = [pool.submit(self._one, p, params, s) for p, s in zip(prompts, seeds, strict=True)]
             return [f.result() for f in futures]
 
 

@@ -154,7 +154,7 @@ def run_shard(
                 for a in batch
             ]
             t0 = time.perf_counter()
-            completions = backend.generate(prompts, params, batch[0].seed)
+            completions = backend.generate(prompts, params, [a.seed for a in batch])
             wall = time.perf_counter() - t0
             for spec, prompt, comp in zip(batch, prompts, completions, strict=True):
                 record = {

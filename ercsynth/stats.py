@@ -15,6 +15,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from ercsynth.labels import Vocabulary
+from ercsynth.metrics import classification_metrics
 
 CONDITION_ORDER = ("baseline", "natural", "balanced")
 MIN_BLOCKS = 3  # below this the chi-square approximation of Friedman's test means nothing
@@ -201,4 +202,36 @@ def label_quality_row(
         "kappa": cohen_kappa(gen, pred),
         "accuracy": float(np.mean([g == x for g, x in zip(gen, pred, strict=True)])) if gen else float("nan"),
         "js_distance": float(jensenshannon(p, q, base=2)) if p.sum() and q.sum() else float("nan"),
+    }
+
+
+# A reference classifier that puts one label on more than this share of utterances, or whose test
+# weighted F1 is within FLOOR_MARGIN of always predicting the majority class, cannot judge labels:
+# its kappa with the LLM's labels is 0 or near it whatever the labels are.
+TOP_SHARE_LIMIT = 0.9
+FLOOR_MARGIN = 0.01
+
+
+def reference_check(test_predictions: list[dict], synthetic_predictions: list[dict], labels: tuple[str, ...]) -> dict:
+    """Whether a reference classifier can judge synthetic labels: `reference_ok` and why not."""
+    index = {label: i for i, label in enumerate(labels)}
+    gold = [index[r["gold"]] for r in test_predictions]
+    f1 = classification_metrics(gold, [index[r["pred"]] for r in test_predictions], labels)["weighted_f1"]
+    majority = Counter(gold).most_common(1)[0][0] if gold else 0
+    floor = classification_metrics(gold, [majority] * len(gold), labels)["weighted_f1"]
+    top_label, top_n = (
+        Counter(r["pred"] for r in synthetic_predictions).most_common(1)[0] if synthetic_predictions else ("", 0)
+    )
+    share = top_n / max(len(synthetic_predictions), 1)
+    problems = []
+    if share > TOP_SHARE_LIMIT:
+        problems.append(f"predicts '{top_label}' for {share:.0%} of the synthetic utterances")
+    if f1 <= floor + FLOOR_MARGIN:
+        problems.append(f"test weighted F1 {f1:.3f} is at the majority-class floor {floor:.3f}")
+    return {
+        "reference_test_f1": f1,
+        "majority_floor_f1": floor,
+        "reference_top_share": share,
+        "reference_ok": not problems,
+        "reference_note": "; ".join(problems),
     }

@@ -109,13 +109,14 @@ CODE = {
     "generation": code_fingerprint("backends.py", "generation.py", "prompts.py", "labels.py", "dialogues.py"),
     "parsing": code_fingerprint("parsing.py", "labels.py", "dialogues.py"),
     "knowledge": code_fingerprint("models/knowledge.py", "dialogues.py"),
-    "stats": code_fingerprint("stats.py", "plots.py", "labels.py", "dialogues.py"),
+    "stats": code_fingerprint("stats.py", "metrics.py", "plots.py", "labels.py", "dialogues.py"),
 }
 
 
 def classifier_code(w):
     """Editing CoMPM reruns CoMPM's jobs, not EmoBERTa's."""
-    modules = ["models/__init__.py", "models/base.py", f"models/{w.classifier}.py", "training.py", "labels.py"]
+    modules = ["models/__init__.py", "models/base.py", f"models/{w.classifier}.py", "training.py", "metrics.py"]
+    modules += ["labels.py"]
     modules += ["dialogues.py"] + (["models/knowledge.py"] if w.classifier == "todkat" else [])
     return code_fingerprint(*modules)
 
@@ -159,6 +160,13 @@ def real_caps(w):
 
 
 # --------------------------------------------------------------------------- paths
+def download_url(w):
+    """The public release, or the same file under config key 'download_mirror'."""
+    if config["download_mirror"]:
+        return f"{config['download_mirror'].rstrip('/')}/{w.benchmark}/{w.filename}"
+    return DOWNLOADS[w.benchmark][w.filename]  # rules/data.smk
+
+
 def benchmark_file(w):
     return str(source(BENCH_DIR, w.benchmark, w.split, EMORY_FORMAT).path)
 

@@ -35,7 +35,7 @@ rule download_benchmark:
         mem_mb=500,
         runtime=30,
     params:
-        url=lambda w: DOWNLOADS[w.benchmark][w.filename],
+        url=download_url,
         sha256=lambda w: CHECKSUMS.get(f"{w.benchmark}/{w.filename}"),
     script:
         "../workflow_scripts/download_benchmark.py"

@@ -49,6 +49,13 @@ rule label_quality:
             classifier=CLASSIFIERS,
             seed=SEEDS[0],
         ),
+        # The reference classifiers' own test predictions: a degenerate reference is flagged.
+        reference=expand(
+            "results/models/{benchmark}/{classifier}/baseline/seed{seed}/test_predictions.jsonl",
+            benchmark=BENCHMARKS,
+            classifier=CLASSIFIERS,
+            seed=SEEDS[0],
+        ),
     output:
         csv=report(
             "results/stats/label_quality.csv",

@@ -74,7 +74,9 @@ def main() -> None:
         ]
 
         # Warm-up: the first generate call pays one-off costs in both modes.
-        backend.generate(prompts[: args.batch_size], DecodingParams(8, params.temperature, params.top_p), 0)
+        backend.generate(
+            prompts[: args.batch_size], DecodingParams(8, params.temperature, params.top_p), [0] * args.batch_size
+        )
 
         # Bare backend: tokenize, model.generate, decode; nothing else.
         tok, lm = backend.tokenizer, backend.lm

@@ -228,10 +228,10 @@ def bench_generation(llama_dir: Path, args, device) -> list[dict]:
     for size in sizes:
         reset_peak()
         try:
-            backend.generate(prompts[:size], DecodingParams(4, 0.8, 0.95), seed=1)  # warm-up
+            backend.generate(prompts[:size], DecodingParams(4, 0.8, 0.95), [1] * size)  # warm-up
             sync()
             start = time.perf_counter()
-            out = backend.generate(prompts[:size], params, seed=2)
+            out = backend.generate(prompts[:size], params, [2] * size)
             sync()
             seconds = time.perf_counter() - start
         except torch.OutOfMemoryError:

@@ -5,10 +5,44 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DIALOGUE = "Ann | Hi there! | 2\nBo | Oh no. | 4\nAnn | Come on. | 1\nBo | Fine. | 1\n"
+
+
+ROUTES = {"/v1/completions": "completion", "/v1/chat/completions": "chat"}
+# Fields per endpoint, as the OpenAI API defines them: required ones, and every one we accept.
+REQUIRED = {"completion": {"model", "prompt"}, "chat": {"model", "messages"}}
+OPTIONAL = {"max_tokens", "temperature", "top_p", "seed", "stop", "n", "stream"}
+TYPES = {
+    "model": str,
+    "prompt": str,
+    "messages": list,
+    "max_tokens": int,
+    "temperature": (int, float),
+    "top_p": (int, float),
+    "seed": int,
+    "stop": (str, list),
+}
+
+
+def payload_problem(kind: str, payload: object) -> str | None:
+    """What a real server would answer 400 for: missing, unknown or mistyped fields."""
+    if not isinstance(payload, dict):
+        return "body must be a JSON object"
+    missing = REQUIRED[kind] - set(payload)
+    unknown = set(payload) - REQUIRED[kind] - OPTIONAL
+    if missing or unknown:
+        return f"{kind}: missing {sorted(missing)}, unknown {sorted(unknown)}"
+    for key, typ in TYPES.items():
+        if key in payload and (not isinstance(payload[key], typ) or isinstance(payload[key], bool)):
+            return f"{kind}: field {key!r} has the wrong type"
+    if kind == "chat" and not all(
+        isinstance(m, dict) and m.get("role") in ("system", "user", "assistant") and isinstance(m.get("content"), str)
+        for m in payload["messages"]
+    ):
+        return "chat: each message needs a role and a string content"
+    return None
 
 
 class Server:
@@ -17,7 +51,9 @@ class Server:
     def __init__(self) -> None:
         self.mode = "ok"
         self.failures_left = 0
+        self.release = threading.Event()  # mode "hang": requests wait for it (the test sets it)
         self.requests: list[dict] = []
+        self.rejected: list[str] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -33,17 +69,30 @@ class Server:
                     self.wfile.write(body)
 
             def do_GET(self):
-                self._send(200, b'{"data": [{"id": "test-model"}]}')
+                if self.path != "/v1/models":
+                    return self._send(404, json.dumps({"error": f"no route {self.path}"}).encode())
+                self._send(200, b'{"object": "list", "data": [{"id": "test-model", "object": "model"}]}')
 
             def do_POST(self):
-                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                kind = ROUTES.get(self.path)
+                if kind is None:  # as vLLM and llama.cpp do: an unknown path is a 404
+                    return self._send(404, json.dumps({"error": f"no route {self.path}"}).encode())
+                try:
+                    payload = json.loads(raw)
+                except ValueError:
+                    return self._send(400, b'{"error": "body is not JSON"}')
+                problem = payload_problem(kind, payload)
+                if problem:
+                    server.rejected.append(problem)
+                    return self._send(400, json.dumps({"error": problem}).encode())
                 payload["auth"] = self.headers.get("Authorization")
                 server.requests.append(payload)
                 if server.failures_left > 0:
                     server.failures_left -= 1
                     return self._send(500, b'{"error": "overloaded"}')
-                if server.mode == "slow":
-                    time.sleep(1.5)
+                if server.mode == "hang":  # never answers on its own: a client must time out
+                    server.release.wait(120)
                 if server.mode == "bytes":
                     body = b'{"choices": [{"text": "Ann | caf\xff\xfe | 1\\nBo | x | 1"}], "usage": {}}'
                     return self._send(200, body)
@@ -62,5 +111,6 @@ class Server:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()

@@ -16,7 +16,9 @@ COUNTS = {
 
 @pytest.mark.parametrize("bench", list(COUNTS))
 @pytest.mark.parametrize("split", ["train", "dev", "test"])
-def test_counts_match_the_release(bench, split):
+def test_counts_match_the_release(bench, split, request):
+    if bench == "IEMOCAP":
+        request.getfixturevalue("iemocap")
     dialogues = load_split(BENCH, bench, split)
     assert (len(dialogues), sum(len(d.utterances) for d in dialogues)) == COUNTS[bench][split]
     assert {u.label for d in dialogues for u in d.utterances} <= set(LABELS[bench])
@@ -46,7 +48,7 @@ def test_meld_text_kept_as_is_and_order():
     assert not any(t.endswith("\r") for t in texts)
 
 
-def test_iemocap_labels_are_canonical():
+def test_iemocap_labels_are_canonical(iemocap):
     labels = {u.label for d in load_split(BENCH, "IEMOCAP", "train") for u in d.utterances}
     assert labels == set(LABELS["IEMOCAP"])
 

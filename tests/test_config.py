@@ -162,7 +162,7 @@ def test_iemocap_missing_is_a_clear_error(tmp_path):
     assert "iemocap_train.txt" in out
 
 
-def test_iemocap_added_at_start_up_when_present(tmp_path):
+def test_iemocap_added_at_start_up_when_present(tmp_path, iemocap):
     proc = snakemake(tmp_path, "-n", configfile=None, extra_config=["add_iemocap_if_present=True"])
     assert "IEMOCAP files found" in proc.stdout + proc.stderr
     assert "results/generated/IEMOCAP/balanced/dialogues.jsonl" in proc.stdout + proc.stderr
@@ -188,7 +188,7 @@ def test_dry_run_default_config(tmp_path):
         assert rule in out
 
 
-def test_dry_run_paper_config(tmp_path):
+def test_dry_run_paper_config(tmp_path, iemocap):
     """The paper graph: download rule, Vicuna (no GGUF conversion), 3 benchmarks x 5 seeds."""
     # MELD/EmoryNLP come from the download rule; IEMOCAP is put into resources/benchmarks by hand.
     iemocap = tmp_path / "resources" / "benchmarks" / "IEMOCAP"
@@ -230,7 +230,7 @@ def test_dry_run_paper_config(tmp_path):
 MODELS = ("lmsys--vicuna-13b-v1.5", "roberta-large", "mismayil--comet-bart-ai2")
 
 
-def test_a_local_model_folder_removes_its_fetch(tmp_path, tiny_roberta, tiny_llama):
+def test_a_local_model_folder_removes_its_fetch(tmp_path, tiny_roberta, tiny_llama, iemocap):
     """Models that are already folders are read where they are: no fetch_model job for them."""
     iemocap = tmp_path / "resources" / "benchmarks" / "IEMOCAP"
     shutil.copytree(BENCH / "IEMOCAP", iemocap)

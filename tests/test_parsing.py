@@ -155,9 +155,14 @@ def test_benchmark_text_parses_back(tmp_path):
     """Real MELD dialogues rendered in the prompt's line format parse back to themselves."""
     from ercsynth.benchmarks import load_split
 
-    d = load_split(BENCH, "MELD", "dev")[3]
-    text = "\n".join(
-        f"{u.speaker} | {' '.join(u.text.split())} | {V.symbol(u.label)}" for u in d.utterances if "|" not in u.text
-    )
-    res = parse(text, min_utterances=1)
-    assert res.reason in (None, "single_speaker")
+    checked = 0
+    for d in load_split(BENCH, "MELD", "dev")[:40]:
+        if len({u.speaker for u in d.utterances}) < 2 or any("|" in u.text for u in d.utterances):
+            continue
+        text = "\n".join(f"{u.speaker} | {' '.join(u.text.split())} | {V.symbol(u.label)}" for u in d.utterances)
+        res = parse(text, min_utterances=1)
+        assert res.reason is None, (d.dialogue_id, res.reason)
+        got = [(u.speaker, u.text, u.label) for u in res.dialogue.utterances]
+        assert got == [(u.speaker, " ".join(u.text.split()), u.label) for u in d.utterances], d.dialogue_id
+        checked += 1
+    assert checked >= 20

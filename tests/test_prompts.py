@@ -61,3 +61,17 @@ def test_bad_template_names_the_file(tmp_path):
     good = REPO / "prompts"
     with pytest.raises(TemplateError, match=r"chat.txt: unknown field\(s\) place"):
         Templates.load(good / "completion.txt", bad, good / "balanced_constraint.txt")
+
+
+def test_a_torn_last_record_is_cut_from_a_partial_shard(tmp_path):
+    """A kill mid-write leaves half a line: resuming keeps the whole records and cuts the rest."""
+    import json
+
+    from ercsynth.generation import read_finished
+
+    partial = tmp_path / "shard0.jsonl.partial"
+    whole = [json.dumps({"attempt_id": f"a{i}", "completion": "Ann | hi | 1"}) + "\n" for i in range(2)]
+    partial.write_text("".join(whole) + '{"attempt_id": "a2", "compl')
+    assert list(read_finished(partial)) == ["a0", "a1"]
+    assert partial.read_text() == "".join(whole)  # the torn bytes are gone, so appending stays valid JSONL
+    assert list(read_finished(partial)) == ["a0", "a1"]

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import BENCH, REPO
+from conftest import BENCH, REPO, has_iemocap
 
 from ercsynth import runtime
 
@@ -27,17 +27,24 @@ def test_each_local_gpu_job_gets_its_own_card(tmp_path):
     code = (
         "import os, sys, time; from ercsynth.runtime import claim_gpu; "
         f"card = claim_gpu(1, 2, {str(tmp_path)!r}); print(card, os.environ.get('CUDA_VISIBLE_DEVICES'), flush=True); "
-        "time.sleep(3)"
+        "sys.stdin.read()"  # hold the card until the test closes stdin: no timing involved
     )
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"} | {"PYTHONPATH": str(REPO)}
-    procs = [
-        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env) for _ in range(3)
-    ]
-    outs = sorted(p.communicate()[0].split()[0] for p in procs)
+    outs = []
+    procs = []
+    for _ in range(3):  # one after the other: each has claimed (printed) before the next starts
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+            )
+        )
+        outs.append(procs[-1].stdout.readline().split()[0])
+    for p in procs:
+        p.communicate("")
     assert outs == ["0", "1", "None"]
     # A scheduler that chose already (SLURM sets CUDA_VISIBLE_DEVICES) is left alone.
     taken = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env | {"CUDA_VISIBLE_DEVICES": "5"}
+        [sys.executable, "-c", code], input="", capture_output=True, text=True, env=env | {"CUDA_VISIBLE_DEVICES": "5"}
     )
     assert taken.stdout.split() == ["None", "5"]
 
@@ -64,7 +71,7 @@ def test_bench_gpu_smoke_runs_on_the_cpu():
         line = next(x for x in out.splitlines() if x.startswith(name + " "))
         train, bare, ratio = (float(v) for v in line.split()[1:4])
         assert train > 0 and bare > 0 and ratio == pytest.approx(train / bare, rel=0.02)
-    assert "longest dialogue" in out and "IEMOCAP" in out
+    assert "longest dialogue" in out and "MELD" in out and ("IEMOCAP" in out) == has_iemocap()
     assert '"tokens_s"' in out and '"auto": true' in out
 
 

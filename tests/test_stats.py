@@ -5,16 +5,17 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from ercsynth.metrics import classification_metrics
 from ercsynth.stats import (
     cohen_kappa,
     friedman,
     friedman_report,
     label_quality_row,
     nemenyi,
+    reference_check,
     results_table,
     summary_markdown,
 )
-from ercsynth.training import classification_metrics
 
 
 def frame(values: dict[str, list[float]], benchmarks=("MELD",), classifiers=("compm",)) -> pd.DataFrame:
@@ -42,17 +43,24 @@ def test_friedman_matches_scipy_and_ranks():
     stat, p = sps.friedmanchisquare(base, nat, bal)
     assert res["result"] == "tested" and res["n_blocks"] == 6
     assert res["statistic"] == pytest.approx(stat) and res["p_value"] == pytest.approx(p)
-    assert res["mean_ranks"] == {"natural": 1.0, "balanced": 2.0, "baseline": 3.0} | res["mean_ranks"]
-    assert res["mean_ranks"]["natural"] == 1.0 and res["mean_ranks"]["baseline"] == 3.0
+    assert res["mean_ranks"] == {"natural": 1.0, "balanced": 2.0, "baseline": 3.0}  # rank 1 = best
     assert res["significant"] and "nemenyi" in res["posthoc"] and "wilcoxon_holm" in res["posthoc"]
 
 
 def test_not_significant_has_no_posthoc():
-    rng = np.random.default_rng(0)
-    vals = {c: list(0.5 + rng.normal(0, 0.01, 8)) for c in ("baseline", "natural", "balanced")}
+    # Ranks per block (1 = best): baseline 3 3 2 1 2 3, natural 1 2 3 2 1 1, balanced 2 1 1 3 3 2:
+    # rank sums 14, 10, 12 -> chi2 = 440 / 6 - 72 = 1.33, p = 0.51.
+    vals = {
+        "baseline": [0.50, 0.50, 0.52, 0.55, 0.52, 0.50],
+        "natural": [0.54, 0.52, 0.50, 0.53, 0.55, 0.54],
+        "balanced": [0.52, 0.54, 0.54, 0.51, 0.50, 0.52],
+    }
     res = friedman(frame(vals), ["benchmark", "seed"])
-    assert res["result"] == "tested"
-    assert (res["p_value"] < 0.05) == ("posthoc" in res)
+    stat, p = sps.friedmanchisquare(*vals.values())
+    assert res["result"] == "tested" and res["statistic"] == pytest.approx(4 / 3) == pytest.approx(stat)
+    assert res["p_value"] == pytest.approx(p) and 0.4 < res["p_value"] < 0.6
+    assert res["mean_ranks"] == pytest.approx({"baseline": 14 / 6, "natural": 10 / 6, "balanced": 12 / 6})
+    assert res["significant"] is False and "posthoc" not in res
 
 
 def test_too_few_blocks_is_reported_not_raised():
@@ -131,3 +139,22 @@ def test_results_table_summary_and_report(tmp_path):
     assert "| MELD | compm | 2 | 51.50 ± 0.71 | **61.50 ± 0.71 (+10.00)** | 56.50 ± 0.71 (+5.00) |" in md
     rep = friedman_report(df)
     assert rep["per_classifier"]["compm"]["result"] == "not enough blocks"
+
+
+def test_a_degenerate_reference_is_flagged_not_trusted():
+    labels = ("neutral", "joy", "anger")
+    test = [{"gold": g, "pred": "neutral"} for g in ["neutral"] * 6 + ["joy"] * 2 + ["anger"] * 2]
+    synthetic = [{"gold": g, "pred": "neutral"} for g in ["joy", "anger", "neutral", "joy"]]
+    constant = reference_check(test, synthetic, labels)
+    assert constant["reference_ok"] is False
+    assert constant["reference_top_share"] == 1.0 and constant["reference_test_f1"] == constant["majority_floor_f1"]
+    assert "predicts 'neutral' for 100% of the synthetic utterances" in constant["reference_note"]
+    assert "at the majority-class floor 0.450" in constant["reference_note"]
+    # A reference that tells the labels apart, on a test set and a synthetic set, is trusted.
+    good_test = [{"gold": g, "pred": g} for g in ["neutral"] * 6 + ["joy"] * 2 + ["anger"] * 2]
+    good = reference_check(good_test, [{"gold": "joy", "pred": p} for p in ("joy", "anger", "neutral")], labels)
+    assert good["reference_ok"] is True and good["reference_note"] == "" and good["reference_test_f1"] == 1.0
+    # Predicting one label for 80 % of utterances is not yet degenerate; 95 % is.
+    mostly = [{"gold": "joy", "pred": "joy"}] * 16 + [{"gold": "joy", "pred": "anger"}] * 4
+    assert reference_check(good_test, mostly, labels)["reference_ok"] is True
+    assert reference_check(good_test, mostly[:19] + mostly[:1] * 20, labels)["reference_ok"] is False

@@ -90,3 +90,11 @@ def test_passes_keep_to_the_token_budget_and_cover_every_row_once(tiny_roberta, 
     assert len(passes(model, TRAIN, 64)) > len(passes(model, TRAIN, 4096))
     # Predictions do not depend on the budget.
     assert predict(model, TRAIN, 24, 64) == predict(model, TRAIN, 24, 4096)
+
+
+def test_an_unreadable_checkpoint_is_ignored_not_fatal(tiny_roberta, tmp_path, caplog):
+    (tmp_path / "last.pt").write_bytes(b"half a checkpoint, cut by a kill")
+    with caplog.at_level(logging.WARNING):
+        out = Trainer(model_for(tiny_roberta), OPTIM, VOCAB, 3, tmp_path, "fp").fit("pretrain", TRAIN, 2)
+    assert "ignoring unreadable checkpoint" in caplog.text
+    assert [h["epoch"] for h in out["history"]] == [1, 2]

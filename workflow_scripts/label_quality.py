@@ -8,7 +8,7 @@ from _job import start
 from ercsynth.dialogues import read_dialogues
 from ercsynth.labels import Vocabulary
 from ercsynth.plots import plot_label_distributions
-from ercsynth.stats import label_distribution, label_quality_row
+from ercsynth.stats import label_distribution, label_quality_row, reference_check
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm, torch_threads=False)
@@ -25,6 +25,13 @@ pairs = [(b, d) for b in p.benchmarks for d in p.distributions]
 synthetic = dict(zip(pairs, sm.input.synthetic, strict=True))
 triples = [(b, d, c) for b in p.benchmarks for d in p.distributions for c in p.classifiers]
 predictions = dict(zip(triples, sm.input.predictions, strict=True))
+references = dict(zip([(b, c) for b in p.benchmarks for c in p.classifiers], sm.input.reference, strict=True))
+
+
+def jsonl(path):
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
 
 rows, dists = [], {}
 for bench in p.benchmarks:
@@ -35,9 +42,11 @@ for bench in p.benchmarks:
         synthetic_labels = labels_of(synthetic[(bench, dist)])
         dists[bench][dist] = label_distribution(synthetic_labels, vocab)
         for clf in p.classifiers:
-            with open(predictions[(bench, dist, clf)], encoding="utf-8") as fh:
-                preds = [json.loads(line) for line in fh if line.strip()]
-            rows.append(label_quality_row(bench, dist, clf, preds, synthetic_labels, real_labels))
+            preds = jsonl(predictions[(bench, dist, clf)])
+            row = label_quality_row(bench, dist, clf, preds, synthetic_labels, real_labels)
+            rows.append(row | reference_check(jsonl(references[(bench, clf)]), preds, vocab.labels))
+            if not rows[-1]["reference_ok"]:
+                log.warning("%s %s %s: the reference cannot judge: %s", bench, dist, clf, rows[-1]["reference_note"])
 pd.DataFrame(rows).to_csv(sm.output.csv, index=False)
 plot_label_distributions(dists, sm.output.plot)
 log.info("label quality for %d generated datasets", len(rows))

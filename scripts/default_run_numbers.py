@@ -1,0 +1,65 @@
+"""Print the numbers the README quotes about a finished default run, from its files alone.
+
+Usage: python scripts/default_run_numbers.py [WORKDIR]   (the folder that holds results/)
+
+Wall time per stage comes from Snakemake's `benchmark:` records (results/timing/); yields from
+parse_report.json; F1 from results/stats/summary.md; the Friedman test from friedman.json; label
+quality from label_quality.csv, with the rows whose reference classifier cannot judge counted apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+
+def minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("workdir", nargs="?", default=".", type=Path)
+    results = ap.parse_args().workdir / "results"
+
+    print("== job time per rule (sum of the jobs' wall time, results/timing/)")
+    for rule_dir in sorted((results / "timing").iterdir()):
+        records = [pd.read_csv(f, sep="\t") for f in rule_dir.glob("*.tsv")]
+        total = sum(float(r["s"].iloc[0]) for r in records)
+        print(f"{rule_dir.name:18s} {len(records):3d} jobs  {minutes(total)}")
+
+    print("\n== generation yields (parse_report.json)")
+    for report_path in sorted((results / "generated").glob("*/*/parse_report.json")):
+        r = json.loads(report_path.read_text())
+        rejected = {k: v for k, v in r["rejected"].items() if v}
+        bench, dist = report_path.parts[-3], report_path.parts[-2]
+        print(f"{bench:9s} {dist:9s} {r['valid']}/{r['attempted']} valid  rejected {rejected}")
+
+    print("\n== test weighted F1 (results/stats/summary.md)")
+    print((results / "stats" / "summary.md").read_text().strip())
+
+    fr = json.loads((results / "stats" / "friedman.json").read_text())["overall"]
+    print("\n== Friedman test over all blocks (friedman.json)")
+    print(f"{fr['result']}: {fr['n_blocks']} blocks", end="")
+    if "statistic" in fr:
+        ranks = ", ".join(f"{c} {r:.2f}" for c, r in sorted(fr["mean_ranks"].items(), key=lambda x: x[1]))
+        print(f", chi2 = {fr['statistic']:.2f}, p = {fr['p_value']:.2f}, mean ranks {ranks}")
+    else:
+        print()
+
+    q = pd.read_csv(results / "stats" / "label_quality.csv")
+    ok = q[q["reference_ok"]]
+    print("\n== label quality (label_quality.csv)")
+    print(f"{len(q)} rows; {len(q) - len(ok)} with a reference that cannot judge (reference_ok false)")
+    if len(ok):
+        print(f"kappa where the reference can judge: {ok['kappa'].min():.2f} to {ok['kappa'].max():.2f}")
+    print(f"Jensen-Shannon distance to the real labels: {q['js_distance'].min():.2f} to {q['js_distance'].max():.2f}")
+    for _, row in q[~q["reference_ok"]].iterrows():
+        print(f"  {row['benchmark']} {row['distribution']} {row['classifier']}: {row['reference_note']}")
+
+
+if __name__ == "__main__":
+    main()
