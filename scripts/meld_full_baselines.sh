@@ -6,6 +6,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 workdir=${1:-results_meld_full}
 bench=$(cd "${2:-$repo/../shared/benchmarks}" && pwd)
 mkdir -p "$workdir"
+start=$SECONDS
 snakemake -s "$repo/Snakefile" -d "$workdir" --cores all \
   results/models/MELD/{compm,emoberta,todkat}/baseline/seed1/metrics.json \
   --configfile "$repo/configs/meld_full_baselines.yaml" --config benchmarks_dir="$bench"
@@ -16,3 +17,4 @@ for clf in ("compm", "emoberta", "todkat"):
     print(f"{clf:9s} weighted F1 {100 * m['weighted_f1']:.2f}  macro F1 {100 * m['macro_f1']:.2f}  "
           f"{m['train_seconds']:.0f} s training, {m['utterances_per_second']:.1f} utterances/s")
 PY
+echo "wall time: $(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s (including benchmark preparation)"

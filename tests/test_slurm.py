@@ -5,6 +5,7 @@ that single target alone."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,7 +30,12 @@ def cluster():
 
 
 def slurm_snakemake(
-    workdir: Path, *args: str, timeout: int = 900, config: tuple[str, ...] = (), env: dict | None = None
+    workdir: Path,
+    *args: str,
+    timeout: int = 900,
+    config: tuple[str, ...] = (),
+    env: dict | None = None,
+    test_resources: bool = True,
 ) -> subprocess.CompletedProcess:
     """`snakemake --profile slurm`, typed from the repository root, with the test cluster's overrides."""
     cmd = [
@@ -47,8 +53,10 @@ def slurm_snakemake(
         "slurm",
         "-d",
         str(workdir),
-        "--workflow-profile",
-        str(REPO / "tests" / "profiles" / "slurm-cpu"),
+        # The test cluster's sizes (no GPU); without them, the real profile's paper-scale resources.
+        *(["--workflow-profile", str(REPO / "tests" / "profiles" / "slurm-cpu")] if test_resources else []),
+        # The plugin logs each sbatch call at debug level: --verbose shows what sbatch received.
+        "--verbose",
         "--default-resources",
         "slurm_partition=debug",
         "mem_mb=1000",
@@ -71,6 +79,11 @@ def slurm_snakemake(
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
 
 
+def sbatch_calls(out: str) -> list[str]:
+    """The sbatch command lines the plugin ran (logged with --verbose), one per submitted job."""
+    return [line.split("sbatch call: ", 1)[1] for line in out.splitlines() if "sbatch call: " in line]
+
+
 def test_workflow_on_slurm_then_fail_and_rerun_one_target(cluster, tmp_path, generator_checkpoint):
     seed_generator(tmp_path, generator_checkpoint)
     # The plugin deletes the SLURM logs of successful jobs unless asked to keep them.
@@ -83,7 +96,9 @@ def test_workflow_on_slurm_then_fail_and_rerun_one_target(cluster, tmp_path, gen
         assert (tmp_path / "results" / "stats" / name).exists()
     slurm_logs = tmp_path / ".snakemake" / "slurm_logs"
     assert {p.name for p in slurm_logs.iterdir()} >= {"rule_generate", "rule_pretrain", "rule_finetune", "rule_parse"}
-    assert "--gpus" not in out  # the test profile asks for no GPU; the default one does (see test_profiles)
+    calls = sbatch_calls(out)
+    assert len(calls) == out.count("has been submitted with SLURM jobid") >= 8
+    assert not [c for c in calls if "--gpus" in c]  # the test profile asks for no GPU (see the GPU test below)
 
     # Break the synthetic dataset the pre-training reads, and rerun that target: its SLURM job fails.
     outputs = sorted((tmp_path / "results" / "models").rglob("*.pt")) + sorted(
@@ -96,7 +111,7 @@ def test_workflow_on_slurm_then_fail_and_rerun_one_target(cluster, tmp_path, gen
     failed = slurm_snakemake(tmp_path, TARGET)
     out = failed.stdout + failed.stderr
     assert failed.returncode != 0
-    assert "Error in rule pretrain" in out and "SLURM" in out
+    assert "Error in rule pretrain" in out and re.search(r"SLURM-job '\d+' failed", out), out[-3000:]
     job_logs = "\n".join(p.read_text() for p in (slurm_logs / "rule_pretrain").rglob("*.log"))
     rule_log = (tmp_path / "results/logs/pretrain/MELD_emoberta_natural_seed1.log").read_text()
     assert "dialogues.jsonl:" in rule_log + job_logs and "not a dialogue record" in rule_log + job_logs
@@ -182,3 +197,18 @@ def test_paper_profile_dry_run_fetches_models_before_the_gpu_jobs(cluster, tmp_p
         assert "gpu=" not in block.split("\n[")[0], block  # up to the next job's time stamp
     gpu_jobs = [(o, i) for o, (name, i) in blocks.items() if name in ("generate", "knowledge", "pretrain", "finetune")]
     assert len(gpu_jobs) > 200 and all(any(f in inputs for f in fetches) for _, inputs in gpu_jobs)
+
+
+def test_gpu_jobs_reach_sbatch_with_gpus_and_cpu_jobs_without(cluster, tmp_path, generator_checkpoint):
+    """The real profile's resources, as sbatch receives them: the generation job asks for `--gpus=1`
+    (the test cluster has no GPU, so sbatch refuses it, which the run reports), the benchmark job
+    before it for none."""
+    seed_generator(tmp_path, generator_checkpoint)
+    target = "results/generated/MELD/natural/raw/shard0.jsonl"
+    proc = slurm_snakemake(tmp_path, target, test_resources=False, timeout=600)
+    out = proc.stdout + proc.stderr
+    calls = {re.search(r"--comment rule_(\w+?)_wildcards", c).group(1): c for c in sbatch_calls(out)}
+    assert set(calls) == {"prepare_benchmark", "generate"}, out[-4000:]
+    assert "--gpus" not in calls["prepare_benchmark"]
+    assert re.search(r" --gpus=1 ", calls["generate"]) and "--cpus-per-task=8" in calls["generate"]
+    assert proc.returncode != 0 and "Invalid generic resource (gres) specification" in out
