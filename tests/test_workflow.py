@@ -374,15 +374,21 @@ def test_openai_backend_in_the_workflow(tmp_path):
 
 
 def test_dead_openai_server_fails_the_job_clearly(tmp_path):
-    cfg = overlay(
-        tmp_path,
-        distributions=["natural"],
-        generation=openai_generation("http://127.0.0.1:9/v1", dialogues=2, shards=1, timeout_s=2, retries=0),
-    )
-    proc = snakemake(tmp_path, "results/generated/MELD/natural/raw/shard0.jsonl", configfile=cfg, check=False)
+    import socket
+
+    # A port bound but never listening refuses connections; it stays ours for the whole test.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+        cfg = overlay(
+            tmp_path,
+            distributions=["natural"],
+            generation=openai_generation(url, dialogues=2, shards=1, timeout_s=2, retries=0),
+        )
+        proc = snakemake(tmp_path, "results/generated/MELD/natural/raw/shard0.jsonl", configfile=cfg, check=False)
     assert proc.returncode != 0
     log = (tmp_path / "results/logs/generate/MELD_natural_shard0.log").read_text()
-    assert "no OpenAI-compatible server answers at http://127.0.0.1:9/v1" in log
+    assert f"no OpenAI-compatible server answers at {url}" in log
 
 
 def job_span(log: Path) -> tuple[float, float]:
