@@ -77,12 +77,15 @@ def hub_models(config: dict, embedded: set[str]) -> dict[str, HubModel]:
     return {m.name: m for m in models}
 
 
+def hub_model(value: str | None, models: dict[str, HubModel]) -> HubModel | None:
+    """The model to fetch for a configured value, or None for a local folder or an embedded model."""
+    return next((m for m in models.values() if m.repo_id == value), None)
+
+
 def local_path(value: str | None, models: dict[str, HubModel]) -> str | None:
     """Where a job loads a configured model from: the fetched folder for a hub id, else the value."""
-    for m in models.values():
-        if m.repo_id == value:
-            return m.folder
-    return value
+    model = hub_model(value, models)
+    return model.folder if model else value
 
 
 def fetch(

@@ -15,7 +15,7 @@ sys.path.insert(0, workflow.basedir)
 from ercsynth.benchmarks import IEMOCAP_HELP, SPLITS, missing_files, source  # noqa: E402
 from ercsynth.config import ConfigError, check_config  # noqa: E402
 from ercsynth.embedded import embedded_model_names  # noqa: E402
-from ercsynth.hub import MARKER, MODELS_DIR, hub_models, local_path  # noqa: E402
+from ercsynth.hub import MARKER, MODELS_DIR, hub_model, hub_models, local_path  # noqa: E402
 from ercsynth.runtime import code_fingerprint, count_gpus, export_local_gpus  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "rules" / "schemas" / "config.schema.yaml"
@@ -115,10 +115,9 @@ CODE = {
 
 def classifier_code(w):
     """Editing CoMPM reruns CoMPM's jobs, not EmoBERTa's."""
-    modules = ["models/__init__.py", "models/base.py", f"models/{w.classifier}.py", "training.py", "metrics.py"]
-    modules += ["labels.py"]
-    modules += ["dialogues.py"] + (["models/knowledge.py"] if w.classifier == "todkat" else [])
-    return code_fingerprint(*modules)
+    shared = ["models/__init__.py", "models/base.py", "training.py", "metrics.py", "labels.py", "dialogues.py"]
+    own = [f"models/{w.classifier}.py"] + (["models/knowledge.py"] if w.classifier == "todkat" else [])
+    return code_fingerprint(*shared, *own)
 
 
 # --------------------------------------------------------------------------- settings per job
@@ -192,7 +191,8 @@ def generator_path(w, input):
 
 def fetched(value):
     """The fetch_model marker a job waits for when `value` is a hub id; nothing for a folder or an embedded model."""
-    return [m.marker for m in HUB_MODELS.values() if m.repo_id == value]
+    model = hub_model(value, HUB_MODELS)
+    return [model.marker] if model else []
 
 
 def generator_fetched():

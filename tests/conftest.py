@@ -70,6 +70,14 @@ def iemocap() -> Path:
     return BENCH / "IEMOCAP"
 
 
+@pytest.fixture
+def paper_workdir(tmp_path, iemocap) -> Path:
+    """A workdir for the paper config: MELD and EmoryNLP come from its download rule, IEMOCAP is
+    put into resources/benchmarks by hand, as the README says."""
+    shutil.copytree(iemocap, tmp_path / "resources" / "benchmarks" / "IEMOCAP")
+    return tmp_path
+
+
 def job_blocks(out: str) -> dict[str, tuple[str, str]]:
     """A dry run's jobs: first output -> (rule, inputs), from Snakemake's job blocks."""
     blocks = {}

@@ -3,7 +3,6 @@
 import copy
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 
@@ -188,14 +187,9 @@ def test_dry_run_default_config(tmp_path):
         assert rule in out
 
 
-def test_dry_run_paper_config(tmp_path, iemocap):
+def test_dry_run_paper_config(paper_workdir):
     """The paper graph: download rule, Vicuna (no GGUF conversion), 3 benchmarks x 5 seeds."""
-    # MELD/EmoryNLP come from the download rule; IEMOCAP is put into resources/benchmarks by hand.
-    iemocap = tmp_path / "resources" / "benchmarks" / "IEMOCAP"
-    iemocap.mkdir(parents=True)
-    for f in (BENCH / "IEMOCAP").iterdir():
-        (iemocap / f.name).write_bytes(f.read_bytes())
-    proc = snakemake(tmp_path, "-n", configfile=REPO / "configs" / "paper.yaml", bench=None)
+    proc = snakemake(paper_workdir, "-n", configfile=REPO / "configs" / "paper.yaml", bench=None)
     out = proc.stdout + proc.stderr
     assert "download_benchmark" in out
     assert "prepare_generator" not in out
@@ -230,12 +224,10 @@ def test_dry_run_paper_config(tmp_path, iemocap):
 MODELS = ("lmsys--vicuna-13b-v1.5", "roberta-large", "mismayil--comet-bart-ai2")
 
 
-def test_a_local_model_folder_removes_its_fetch(tmp_path, tiny_roberta, tiny_llama, iemocap):
+def test_a_local_model_folder_removes_its_fetch(paper_workdir, tiny_roberta, tiny_llama):
     """Models that are already folders are read where they are: no fetch_model job for them."""
-    iemocap = tmp_path / "resources" / "benchmarks" / "IEMOCAP"
-    shutil.copytree(BENCH / "IEMOCAP", iemocap)
     local = [f"training={{encoder: {tiny_roberta}}}", f"generation={{transformers: {{model: {tiny_llama}}}}}"]
-    proc = snakemake(tmp_path, "-n", configfile=REPO / "configs" / "paper.yaml", bench=None, extra_config=local)
+    proc = snakemake(paper_workdir, "-n", configfile=REPO / "configs" / "paper.yaml", bench=None, extra_config=local)
     blocks = job_blocks(proc.stdout)
     assert {o for o, (name, _) in blocks.items() if name == "fetch_model"} == {
         "resources/models/mismayil--comet-bart-ai2/fetched.json"

@@ -39,6 +39,13 @@ def download(work: Path, url: str, *targets: str):
     return snakemake(work, *targets, configfile=None, bench=None, extra_config=[f"download_mirror={url}"], check=False)
 
 
+def failed_download(work: Path, url: str, target: str) -> str:
+    """The console output of a download that must fail."""
+    proc = download(work, url, target)
+    assert proc.returncode != 0
+    return proc.stdout + proc.stderr
+
+
 def test_a_good_file_is_downloaded_checked_and_converted(mirror, tmp_path):
     _, url = mirror
     proc = download(tmp_path, url, "results/benchmarks/MELD/dev.jsonl")
@@ -53,9 +60,7 @@ def test_a_good_file_is_downloaded_checked_and_converted(mirror, tmp_path):
 
 def test_a_checksum_mismatch_keeps_nothing_and_says_so(mirror, tmp_path):
     _, url = mirror
-    proc = download(tmp_path, url, "resources/benchmarks/MELD/test_sent_emo.csv")
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+    out = failed_download(tmp_path, url, "resources/benchmarks/MELD/test_sent_emo.csv")
     assert f"download_benchmark: MELD/test_sent_emo.csv: the file from {url}/MELD/test_sent_emo.csv has sha256" in out
     assert "not the expected 8d37103938f7067600839fe29d5a114a6cd1bcdafb75bec101e06464c5006888" in out
     assert "point config key 'benchmarks_dir' at it" in out
@@ -65,9 +70,7 @@ def test_a_checksum_mismatch_keeps_nothing_and_says_so(mirror, tmp_path):
 
 def test_a_missing_file_names_the_url_and_the_status(mirror, tmp_path):
     _, url = mirror
-    proc = download(tmp_path, url, "resources/benchmarks/EmoryNLP/emotion-detection-dev.json")
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+    out = failed_download(tmp_path, url, "resources/benchmarks/EmoryNLP/emotion-detection-dev.json")
     assert f"EmoryNLP/emotion-detection-dev.json: {url}/EmoryNLP/emotion-detection-dev.json answered HTTP 404" in out
 
 
@@ -75,8 +78,6 @@ def test_no_server_is_a_network_error_with_the_remedy(mirror, tmp_path):
     server, url = mirror
     server.shutdown()
     server.server_close()
-    proc = download(tmp_path, url, "resources/benchmarks/MELD/dev_sent_emo.csv")
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+    out = failed_download(tmp_path, url, "resources/benchmarks/MELD/dev_sent_emo.csv")
     assert f"MELD/dev_sent_emo.csv: cannot download {url}/MELD/dev_sent_emo.csv: network error" in out
     assert "Traceback" not in out

@@ -182,11 +182,10 @@ def test_downloads_run_where_snakemake_runs_not_on_compute_nodes(cluster, tmp_pa
     assert "localrule download_benchmark:" in out and "submitted with SLURM jobid" not in out
 
 
-def test_paper_profile_dry_run_fetches_models_before_the_gpu_jobs(cluster, tmp_path, iemocap):
+def test_paper_profile_dry_run_fetches_models_before_the_gpu_jobs(cluster, paper_workdir):
     """`snakemake --profile slurm --dry-run` as typed, on the paper config: three fetch_model jobs
     (no GPU asked), and each GPU job waits for the folder of the model it loads."""
-    shutil.copytree(BENCH / "IEMOCAP", tmp_path / "resources" / "benchmarks" / "IEMOCAP")
-    cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", "-d", str(tmp_path), "--dry-run"]
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", "-d", str(paper_workdir), "--dry-run"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]

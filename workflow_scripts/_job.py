@@ -21,6 +21,14 @@ if os.environ.get("ERCSYNTH_NETWORK_JOB") != "1":
 from ercsynth.runtime import LOCAL_GPUS_VAR, claim_gpu, job_logging, set_threads  # noqa: E402
 
 
+def fail(log, what: str, exc: Exception) -> None:
+    """End a job on an expected error: its reason, not a traceback, in the log and on the console
+    where snakemake runs (a job's stderr goes to its log)."""
+    log.error("%s", exc)
+    print(f"{what}: {exc}", file=sys.__stderr__)
+    sys.exit(1)
+
+
 def start(snakemake, torch_threads: bool = True):
     """Log to the rule's log file; on a local machine with several GPUs, take one of them."""
     log = job_logging(snakemake.log[0] if snakemake.log else None)

@@ -1,10 +1,9 @@
 """Snakemake adapter: download one public benchmark file and check its SHA-256."""
 
 import os
-import sys
 
 os.environ["ERCSYNTH_NETWORK_JOB"] = "1"  # a local rule: it runs where Snakemake runs
-from _job import start  # noqa: E402
+from _job import fail, start  # noqa: E402
 
 from ercsynth.download import DownloadError, fetch  # noqa: E402
 
@@ -13,7 +12,4 @@ log = start(sm, torch_threads=False)
 try:
     fetch(sm.params.url, sm.output[0], sm.params.sha256, log)
 except DownloadError as exc:
-    # The reason, not a traceback, in the log and on the console where snakemake runs.
-    log.error("%s", exc)
-    print(f"download_benchmark: {exc}", file=sys.__stderr__)
-    sys.exit(1)
+    fail(log, "download_benchmark", exc)

@@ -25,13 +25,16 @@ pairs = [(b, d) for b in p.benchmarks for d in p.distributions]
 synthetic = dict(zip(pairs, sm.input.synthetic, strict=True))
 triples = [(b, d, c) for b in p.benchmarks for d in p.distributions for c in p.classifiers]
 predictions = dict(zip(triples, sm.input.predictions, strict=True))
-references = dict(zip([(b, c) for b in p.benchmarks for c in p.classifiers], sm.input.reference, strict=True))
 
 
 def jsonl(path):
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
+
+# Each reference classifier's own test predictions, read once for all distributions.
+baselines = [(b, c) for b in p.benchmarks for c in p.classifiers]
+references = {key: jsonl(path) for key, path in zip(baselines, sm.input.reference, strict=True)}
 
 rows, dists = [], {}
 for bench in p.benchmarks:
@@ -44,7 +47,7 @@ for bench in p.benchmarks:
         for clf in p.classifiers:
             preds = jsonl(predictions[(bench, dist, clf)])
             row = label_quality_row(bench, dist, clf, preds, synthetic_labels, real_labels)
-            rows.append(row | reference_check(jsonl(references[(bench, clf)]), preds, vocab.labels))
+            rows.append(row | reference_check(references[(bench, clf)], preds, vocab.labels))
             if not rows[-1]["reference_ok"]:
                 log.warning("%s %s %s: the reference cannot judge: %s", bench, dist, clf, rows[-1]["reference_note"])
 pd.DataFrame(rows).to_csv(sm.output.csv, index=False)
