@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from ercsynth.backends import Backend, DecodingParams
 from ercsynth.dialogues import Dialogue
-from ercsynth.labels import Vocabulary
+from ercsynth.labels import vocabulary
 from ercsynth.prompts import AttemptSpec, Templates, build_prompt, pick_examples
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def plan_shard(
     example_pool: list[Dialogue] | None = None,
 ) -> ShardPlan:
     """Attempts i with i % shards == shard. Balanced targets cycle through every label by i."""
-    vocab = Vocabulary.of(benchmark)
+    vocab = vocabulary(benchmark, gen.get("labels"))
     n, shards = gen["dialogues"], gen["shards"]
     lo_s, hi_s = gen["speakers"]
     lo_t, hi_t = gen["turns"]
@@ -122,7 +122,7 @@ def run_shard(
         len(plan.attempts) - len(todo),
         len(todo),
     )
-    vocab = Vocabulary.of(plan.benchmark)
+    vocab = vocabulary(plan.benchmark, gen.get("labels"))
     params = DecodingParams(gen["max_new_tokens"], gen["temperature"], gen["top_p"])
     style = gen["prompt_style"]
     batch_size = gen["batch_size"]

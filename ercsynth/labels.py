@@ -1,34 +1,23 @@
-"""Fixed, ordered label vocabularies shared by generation, parsing and the classifiers.
+"""Ordered label vocabularies shared by generation, parsing and the classifiers.
 
 The order is part of the contract: symbol ``i + 1`` in prompts and class index ``i`` in
-every classifier head refer to ``LABELS[benchmark][i]``, so no index can ever shift.
+every classifier head refer to ``labels[i]`` of the benchmark's definition, so no index can
+ever shift. The built-in benchmarks' labels come from ``builtin_benchmarks.yaml``, the same file
+form a user writes for their own corpus (``ercsynth.benchmarks``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
-BENCHMARKS: tuple[str, ...] = ("MELD", "EmoryNLP", "IEMOCAP")
+import yaml
 
-LABELS: dict[str, tuple[str, ...]] = {
-    "MELD": ("neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear"),
-    "EmoryNLP": ("neutral", "joyful", "peaceful", "powerful", "scared", "mad", "sad"),
-    "IEMOCAP": ("neutral", "frustrated", "angry", "sad", "excited", "happy"),
-}
+BUILTIN_FILE = Path(__file__).with_name("builtin_benchmarks.yaml")
+_BUILTIN: dict = yaml.safe_load(BUILTIN_FILE.read_text(encoding="utf-8"))
 
-# Raw spellings found in the released files -> canonical names.
-_RAW: dict[str, dict[str, str]] = {
-    "MELD": {name: name for name in LABELS["MELD"]},
-    "EmoryNLP": {name.capitalize(): name for name in LABELS["EmoryNLP"]},
-    "IEMOCAP": {
-        "neu": "neutral",
-        "fru": "frustrated",
-        "ang": "angry",
-        "sad": "sad",
-        "exc": "excited",
-        "hap": "happy",
-    },
-}
+BENCHMARKS: tuple[str, ...] = tuple(_BUILTIN)
+LABELS: dict[str, tuple[str, ...]] = {name: tuple(d["labels"]) for name, d in _BUILTIN.items()}
 
 
 class UnknownLabel(ValueError):
@@ -37,16 +26,22 @@ class UnknownLabel(ValueError):
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """A benchmark's label vocabulary with its numeric prompt symbols (1-based)."""
+    """A benchmark's label vocabulary with its numeric prompt symbols (1-based).
+
+    `raw` maps spellings found in the benchmark's files to canonical labels; a canonical label
+    in any letter case is accepted as well.
+    """
 
     benchmark: str
     labels: tuple[str, ...]
+    raw: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def of(cls, benchmark: str) -> Vocabulary:
+        """A built-in benchmark's vocabulary; user benchmarks come from their definition."""
         if benchmark not in LABELS:
             raise KeyError(f"unknown benchmark {benchmark!r}; expected one of {', '.join(BENCHMARKS)}")
-        return cls(benchmark, LABELS[benchmark])
+        return cls(benchmark, LABELS[benchmark], dict(_BUILTIN[benchmark].get("raw_labels") or {}))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -68,13 +63,20 @@ class Vocabulary:
     def canonical(self, raw: str) -> str:
         """Map a raw label spelling from a benchmark file to its canonical name."""
         raw = raw.strip()
-        mapping = _RAW[self.benchmark]
-        if raw in mapping:
-            return mapping[raw]
+        if raw in self.raw:
+            return self.raw[raw]
+        if raw in self.labels:
+            return raw
         if raw.lower() in self.labels:
             return raw.lower()
-        raise UnknownLabel(f"unknown {self.benchmark} label {raw!r} (expected one of {', '.join(sorted(mapping))})")
+        expected = sorted(set(self.raw) | set(self.labels)) if self.raw else list(self.labels)
+        raise UnknownLabel(f"unknown {self.benchmark} label {raw!r} (expected one of {', '.join(expected)})")
 
     def legend(self) -> str:
         """'1 = neutral, 2 = joy, ...' as shown in prompts."""
         return ", ".join(f"{i} = {name}" for i, name in enumerate(self.labels, start=1))
+
+
+def vocabulary(benchmark: str, labels: list[str] | tuple[str, ...] | None = None) -> Vocabulary:
+    """The vocabulary a job was given (`labels` from its params), else the built-in benchmark's."""
+    return Vocabulary(benchmark, tuple(labels)) if labels is not None else Vocabulary.of(benchmark)

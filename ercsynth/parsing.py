@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ercsynth.dialogues import Dialogue, Utterance, write_dialogues
-from ercsynth.labels import Vocabulary
+from ercsynth.labels import Vocabulary, vocabulary
 
 # "Name | utterance | 3", tolerating list numbering, bold markers, "(3)" and "3 = joy"/"joy".
 LINE = re.compile(
@@ -23,6 +23,13 @@ LINE = re.compile(
 # The frequent near-miss "Name: utterance | 3".
 COLON_LINE = re.compile(
     r"^\s*(?:[-*]\s+|\d+[.)]\s+)?\**(?P<speaker>[^|:]{1,60}?)\**\s*:\s*(?P<text>[^|]*?)\s*\|\s*\(?\s*(?P<label>[^|()]*?)\s*\)?\s*\.?\s*$"
+)
+# Forms instruction-tuned models write: "Name: text [3]", "**Name**: text (3)",
+# "- Name: text (emotion: 3)", numbered "2. Name: text (joy)". The label is the bracket at the end.
+BRACKET_LINE = re.compile(
+    r"^\s*(?:[-*\u2022]\s+|\d+[.)]\s+)?\**(?P<speaker>[^|:\[\]()*]{1,60}?)\**\s*:\s*\**\s*(?P<text>[^|]*?)\s*"
+    r"[\[(]\s*(?P<named>(?:emotion|label|symbol)\s*[:=]\s*)?(?P<label>[^\[\]()|]*?)\s*[\])]\s*\.?\s*$",
+    re.IGNORECASE,
 )
 SYMBOL = re.compile(r"^(?P<num>[+-]?\d+)(?:\s*(?:=|:|-)\s*[A-Za-z]+)?$")
 
@@ -96,6 +103,12 @@ def parse_completion(
             continue
         m = LINE.match(line) or COLON_LINE.match(line)
         if not m:
+            b = BRACKET_LINE.match(line)
+            # A bracket that is neither a symbol nor a label, nor marked "emotion:", is a stage
+            # direction such as "(laughs)": the line carries no label and is skipped.
+            if b and (b.group("named") or SYMBOL.match(b.group("label")) or _label(b.group("label"), vocab)):
+                m = b
+        if not m:
             if i == last_index and utterances:
                 dropped = True
             else:
@@ -162,8 +175,10 @@ def parse_records(
     distribution: str,
     min_utterances: int = 4,
     max_chars: int = 20000,
+    labels: list[str] | None = None,
 ) -> tuple[list[Dialogue], ParseReport]:
-    vocab = Vocabulary.of(benchmark)
+    """`labels`: the benchmark definition's labels (a built-in benchmark's when None)."""
+    vocab = vocabulary(benchmark, labels)
     report = ParseReport(
         benchmark, distribution, rejected={r: 0 for r in REASONS}, label_counts={label: 0 for label in vocab.labels}
     )
@@ -242,10 +257,12 @@ def write_hf_dataset(
     report: ParseReport,
     prompt_example: str,
     model: str,
+    licence: str = "",
 ) -> None:
+    """`licence`: the benchmark definition's licence sentence (its real dialogues may be few-shot examples)."""
     """A folder `datasets.load_dataset(folder)` reads: data/train.jsonl plus a dataset card."""
     folder = Path(folder)
-    vocab = Vocabulary.of(report.benchmark)
+    vocab = vocabulary(report.benchmark, list(report.label_counts))  # in symbol order
     write_dialogues(folder / "data" / "train.jsonl", dialogues)
     counts = "\n".join(f"| {label} | {vocab.symbol(label)} | {n} |" for label, n in report.label_counts.items())
     rejected = "\n".join(f"| {r} | {n} |" for r, n in report.rejected.items() if n)
@@ -294,8 +311,8 @@ Rejected attempts by reason:
 ## Licence note
 
 Machine-generated text. The generating model's licence and terms of use apply to this data
-(for example the Gemma terms of use, or the Llama 2 licence for Vicuna). Real benchmark
-dialogues may appear in the few-shot prompts: MELD is GPL-3.0, EmoryNLP Apache-2.0, and
-IEMOCAP may not be redistributed. The labels are model-written and unverified.
+(for example the Gemma terms of use, or the Llama 2 licence for Vicuna). Real
+{report.benchmark} dialogues may appear in the few-shot prompts: {licence or "the benchmark's own licence applies."}
+The labels are model-written and unverified.
 """
     (folder / "README.md").write_text(card, encoding="utf-8")

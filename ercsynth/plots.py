@@ -11,24 +11,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ercsynth.labels import Vocabulary  # noqa: E402
+from ercsynth.labels import vocabulary  # noqa: E402
 from ercsynth.stats import CONDITION_ORDER  # noqa: E402
 
 COLORS = {"original": "#4c72b0", "baseline": "#4c72b0", "natural": "#dd8452", "balanced": "#55a868"}
 
 
-def plot_label_distributions(dists: dict[str, dict[str, np.ndarray]], out: str | Path) -> None:
+def plot_label_distributions(
+    dists: dict[str, dict[str, np.ndarray]], out: str | Path, labels: dict[str, list[str]] | None = None
+) -> None:
     """dists[benchmark][source] = proportions over the benchmark's labels; source in original/natural/balanced."""
     benches = list(dists)
     fig, axes = plt.subplots(len(benches), 1, figsize=(9, 3.2 * len(benches)), squeeze=False)
     for ax, bench in zip(axes[:, 0], benches, strict=True):
-        labels = Vocabulary.of(bench).labels
+        names = vocabulary(bench, (labels or {}).get(bench)).labels
         sources = list(dists[bench])
         width = 0.8 / max(1, len(sources))
-        x = np.arange(len(labels))
+        x = np.arange(len(names))
         for i, src in enumerate(sources):
             ax.bar(x + i * width - 0.4 + width / 2, dists[bench][src], width, label=src, color=COLORS.get(src))
-        ax.set_xticks(x, labels, rotation=20)
+        ax.set_xticks(x, names, rotation=20)
         ax.set_ylabel("share of utterances")
         ax.set_title(f"{bench}: label distribution")
         ax.legend()

@@ -14,7 +14,7 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from ercsynth.labels import Vocabulary
+from ercsynth.labels import Vocabulary, vocabulary
 from ercsynth.metrics import classification_metrics
 
 CONDITION_ORDER = ("baseline", "natural", "balanced")
@@ -189,8 +189,9 @@ def label_quality_row(
     predictions: list[dict],
     synthetic_labels: list[str],
     real_labels: list[str],
+    labels: list[str] | None = None,
 ) -> dict:
-    vocab = Vocabulary.of(benchmark)
+    vocab = vocabulary(benchmark, labels)
     gen = [r["gold"] for r in predictions]
     pred = [r["pred"] for r in predictions]
     p, q = label_distribution(synthetic_labels, vocab), label_distribution(real_labels, vocab)

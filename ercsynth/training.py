@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from ercsynth.dialogues import Dialogue, cap  # noqa: F401 - cap is part of this module's API
-from ercsynth.labels import Vocabulary
+from ercsynth.labels import Vocabulary, vocabulary
 from ercsynth.metrics import classification_metrics  # noqa: F401 - re-exported: metrics of a run
 from ercsynth.models import ERCModel, ModelSettings, Row, all_rows, build_model
 
@@ -252,7 +252,7 @@ class Trainer:
         """The trainer of one workflow job: the seeded model from the rule's `model` and `optim`
         params, its resume state under `<run_dir>/checkpoint/<phase>`, stamped with all the params
         and the job's input files."""
-        vocab = Vocabulary.of(benchmark)
+        vocab = vocabulary(benchmark, params["model"].get("labels"))
         model = seeded_model(ModelSettings.from_config(params["model"], classifier, len(vocab)), seed, knowledge_files)
         return cls(
             model,

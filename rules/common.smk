@@ -1,6 +1,7 @@
 # Helpers shared by every rule file, the config validation that runs before any job, and the
 # settings each rule passes to its job through params (so a changed setting reruns exactly the
 # jobs it affects, and a changed package module reruns the rules that use it).
+import re
 import sys
 from pathlib import Path
 
@@ -12,7 +13,13 @@ min_version("8.0")
 # The package lives beside the Snakefile; make it importable even without `pip install -e .`.
 sys.path.insert(0, workflow.basedir)
 
-from ercsynth.benchmarks import IEMOCAP_HELP, SPLITS, missing_files, source  # noqa: E402
+from ercsynth.benchmarks import (  # noqa: E402
+    SPLITS,
+    BenchmarkFormatError,
+    DefinitionError,
+    all_definitions,
+    load_file,
+)
 from ercsynth.config import ConfigError, check_config  # noqa: E402
 from ercsynth.embedded import embedded_model_names  # noqa: E402
 from ercsynth.hub import MARKER, MODELS_DIR, hub_model, hub_models, local_path  # noqa: E402
@@ -31,8 +38,6 @@ TIMING = "results/timing"
 DOWNLOAD_DIR = "resources/benchmarks"
 BENCH_DIR = config["benchmarks_dir"]
 DOWNLOADING = Path(BENCH_DIR) == Path(DOWNLOAD_DIR)
-# The public release of EmoryNLP is the official JSON; local copies may hold the TSV form.
-EMORY_FORMAT = "json" if DOWNLOADING else config["emorynlp_format"]
 
 
 # --------------------------------------------------------------------------- GPUs on this machine
@@ -46,10 +51,56 @@ export_local_gpus(LOCAL_GPUS)  # local jobs pick their card from it
 GPU = min(1, LOCAL_GPUS)
 
 
+def _definitions():
+    """Built-in benchmarks plus the config's benchmark_definitions, checked before any job runs."""
+    try:
+        defs = all_definitions(config["benchmark_definitions"])
+    except DefinitionError as exc:
+        raise WorkflowError(str(exc)) from None
+    for key, names in (("benchmarks", config["benchmarks"]), ("generation.per_benchmark", GEN["per_benchmark"])):
+        unknown = [name for name in names if name not in defs]
+        if unknown:
+            raise WorkflowError(
+                f"config key '{key}': unknown benchmark(s) {', '.join(unknown)}; defined: {', '.join(defs)} "
+                "(add your own under benchmark_definitions)"
+            )
+    return defs
+
+
+def downloading(bench):
+    """The download rule fetches a benchmark's files when they go to resources/benchmarks and it has URLs."""
+    return DOWNLOADING and DEFINITIONS[bench].download_form is not None
+
+
+def format_preference(bench):
+    return config["emorynlp_format"] if bench == "EmoryNLP" else "auto"
+
+
+def _check_files(bench):
+    """A selected benchmark's files exist (or will be downloaded); a user benchmark's labels are all defined."""
+    defn = DEFINITIONS[bench]
+    if downloading(bench):
+        return
+    missing = defn.missing_files(BENCH_DIR, format_preference(bench))
+    if missing:
+        raise WorkflowError(
+            f"config key 'benchmarks' selects {bench}, but these files are missing: "
+            + ", ".join(map(str, missing))
+            + f". {defn.missing_help(BENCH_DIR)}"
+        )
+    if not defn.builtin and workflow.is_main_process:
+        for split in SPLITS:
+            src = defn.source(BENCH_DIR, split, "auto")
+            try:
+                load_file(src.path, defn.vocab, src.fmt, src.columns)
+            except BenchmarkFormatError as exc:
+                raise WorkflowError(f"benchmark_definitions.{bench}: {exc}") from None
+
+
 def _select_benchmarks():
     chosen = list(config["benchmarks"])
     if "IEMOCAP" not in chosen:
-        present = not missing_files(BENCH_DIR, "IEMOCAP")
+        present = not DEFINITIONS["IEMOCAP"].missing_files(BENCH_DIR)
         if present and config["add_iemocap_if_present"]:
             chosen.append("IEMOCAP")
             logger.info(f"ercsynth: IEMOCAP files found in {BENCH_DIR}: adding IEMOCAP to the run")
@@ -59,28 +110,19 @@ def _select_benchmarks():
             logger.info(f"ercsynth: IEMOCAP files not in {BENCH_DIR}")
     logger.info(f"ercsynth: benchmarks for this run: {', '.join(chosen)}")
     for bench in chosen:
-        if bench == "IEMOCAP" or not DOWNLOADING:
-            missing = missing_files(BENCH_DIR, bench, EMORY_FORMAT)
-            if missing:
-                hint = (
-                    IEMOCAP_HELP.format(dir=BENCH_DIR)
-                    if bench == "IEMOCAP"
-                    else ("point 'benchmarks_dir' at the files, or set it to resources/benchmarks to download them")
-                )
-                raise WorkflowError(
-                    f"config key 'benchmarks' selects {bench}, but these files are missing: "
-                    + ", ".join(map(str, missing))
-                    + f". {hint}"
-                )
+        _check_files(bench)
     return chosen
 
 
+GEN = config["generation"]
+DEFINITIONS = _definitions()
+# Benchmarks whose definitions have URLs: the download rule's wildcard.
+DOWNLOADABLE = "|".join(re.escape(b) for b, d in DEFINITIONS.items() if d.download_form) or "(?!)"
 BENCHMARKS = _select_benchmarks()
 DISTRIBUTIONS = list(config["distributions"])
 CLASSIFIERS = list(config["classifiers"])
 SEEDS = list(config["seeds"])
 CONDITIONS = ["baseline"] + DISTRIBUTIONS
-GEN = config["generation"]
 TRAIN = config["training"]
 SHARDS = list(range(GEN["shards"]))
 COMET = TRAIN["todkat"]["knowledge"] == "comet"
@@ -92,7 +134,7 @@ except ValueError as exc:
 
 
 wildcard_constraints:
-    benchmark="MELD|EmoryNLP|IEMOCAP",
+    benchmark="|".join(map(re.escape, DEFINITIONS)),
     distribution="natural|balanced",
     condition="baseline|natural|balanced",
     split="train|dev|test",
@@ -124,17 +166,37 @@ def classifier_code(w):
 PARSE_ONLY = ("min_utterances", "max_output_chars")
 
 
+def benchmark_generation(bench):
+    """The generation settings of one benchmark: generation, then its definition's, then generation.per_benchmark."""
+    return GEN | DEFINITIONS[bench].generation | GEN["per_benchmark"].get(bench, {})
+
+
 def generation_settings(w):
-    """What a generation job uses: no parsing thresholds, and only the chosen backend's section."""
+    """What a generation job uses: its benchmark's settings and labels, natural topics for natural, no
+    parsing thresholds, and only the chosen backend's section."""
+    gen = benchmark_generation(w.benchmark)
     unused = {"transformers", "openai"} - {GEN["backend"]}
-    return {k: v for k, v in GEN.items() if k not in PARSE_ONLY and k not in unused}
+    settings = {k: v for k, v in gen.items() if k not in (*PARSE_ONLY, "per_benchmark", "natural_topics", *unused)}
+    if w.distribution == "natural":
+        settings["topics"] = gen["natural_topics"]  # neutral topics: the labels are the model's own
+    return settings | {"labels": list(DEFINITIONS[w.benchmark].labels)}
+
+
+def parse_settings(w):
+    gen = benchmark_generation(w.benchmark)
+    return {k: gen[k] for k in PARSE_ONLY}
+
+
+def labels_of(w):
+    return list(DEFINITIONS[w.benchmark].labels)
 
 
 def model_settings(w):
     """What fixes a classifier's architecture and inputs."""
     keys = ("max_length", "pad_to_multiple_of")
     encoder = local_path(TRAIN["encoder"], HUB_MODELS)  # a hub id is read from its fetched folder
-    return {"encoder": encoder} | {k: TRAIN[k] for k in keys} | {w.classifier: TRAIN[w.classifier]}
+    labels = {"labels": labels_of(w)}  # the head's classes, in symbol order
+    return {"encoder": encoder} | {k: TRAIN[k] for k in keys} | {w.classifier: TRAIN[w.classifier]} | labels
 
 
 OPTIM_KEYS = (
@@ -160,18 +222,27 @@ def real_caps(w):
 
 # --------------------------------------------------------------------------- paths
 def download_url(w):
-    """The public release, or the same file under config key 'download_mirror'."""
+    """The definition's URL, or the same file under config key 'download_mirror'."""
     if config["download_mirror"]:
         return f"{config['download_mirror'].rstrip('/')}/{w.benchmark}/{w.filename}"
-    return DOWNLOADS[w.benchmark][w.filename]  # rules/data.smk
+    return DEFINITIONS[w.benchmark].downloads()[w.filename][0]
+
+
+def download_sha256(w):
+    return DEFINITIONS[w.benchmark].downloads()[w.filename][1]
+
+
+def benchmark_source(w):
+    return DEFINITIONS[w.benchmark].source(BENCH_DIR, w.split, format_preference(w.benchmark), downloading(w.benchmark))
 
 
 def benchmark_file(w):
-    return str(source(BENCH_DIR, w.benchmark, w.split, EMORY_FORMAT).path)
+    return str(benchmark_source(w).path)
 
 
-def benchmark_format(w):
-    return source(BENCH_DIR, w.benchmark, w.split, EMORY_FORMAT).fmt
+def benchmark_reading(w):
+    """How to read the file: format, columns, labels and raw spellings, from the definition."""
+    return DEFINITIONS[w.benchmark].reading(benchmark_source(w))
 
 
 def generator_checkpoint():
@@ -245,6 +316,7 @@ def final_targets():
         "results/stats/summary.md",
         "results/stats/friedman.json",
         "results/stats/label_quality.csv",
+        "results/stats/label_distributions.csv",
         "results/stats/plots/f1_by_condition.png",
         "results/stats/plots/label_distributions.png",
         "results/stats/plots/confusion_matrices.png",

@@ -21,8 +21,10 @@ rule parse:
         mem_mb=1000,
         runtime=10,
     params:
-        min_utterances=GEN["min_utterances"],
-        max_output_chars=GEN["max_output_chars"],
+        min_utterances=lambda w: parse_settings(w)["min_utterances"],
+        max_output_chars=lambda w: parse_settings(w)["max_output_chars"],
+        labels=labels_of,
+        licence=lambda w: DEFINITIONS[w.benchmark].licence,
         code=CODE["parsing"],
     script:
         "../workflow_scripts/parse.py"

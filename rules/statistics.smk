@@ -62,6 +62,11 @@ rule label_quality:
             caption="report/label_quality.rst",
             category="Synthetic data",
         ),
+        distributions=report(
+            "results/stats/label_distributions.csv",
+            caption="report/label_distributions.rst",
+            category="Synthetic data",
+        ),
         plot=report(
             "results/stats/plots/label_distributions.png",
             caption="report/label_distributions.rst",
@@ -79,6 +84,7 @@ rule label_quality:
         distributions=DISTRIBUTIONS,
         classifiers=CLASSIFIERS,
         seed=SEEDS[0],
+        labels={b: list(DEFINITIONS[b].labels) for b in BENCHMARKS},
         code=CODE["stats"],
     script:
         "../workflow_scripts/label_quality.py"

@@ -31,7 +31,7 @@ def test_every_default_key_is_commented():
 @pytest.mark.parametrize(
     ("patch", "message"),
     [
-        ({"benchmarks": ["MELD", "DailyDialog"]}, "config key 'benchmarks[1]': bad value 'DailyDialog'"),
+        ({"benchmarks": []}, "config key 'benchmarks': bad value []"),
         ({"seeds": "1"}, "config key 'seeds': bad value '1': '1' is not of type 'array'"),
         ({"generation": {"batch_size": "eight"}}, "config key 'generation.batch_size': bad value 'eight'"),
         ({"training": {"epochs": 0}}, "config key 'training.epochs': bad value 0"),
@@ -137,7 +137,7 @@ def test_snakemake_stops_before_any_job_on_a_bad_config(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = snakemake(tmp_path, "-n", check=False, configfile=None, extra_config=["benchmarks=[MELD,Friends]"])
     assert proc.returncode != 0
-    assert "config key 'benchmarks[1]': bad value 'Friends'" in proc.stdout + proc.stderr
+    assert "config key 'benchmarks': unknown benchmark(s) Friends" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
 
 

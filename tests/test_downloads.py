@@ -4,12 +4,15 @@ a good file, a checksum mismatch, a 404 and no server, each with its message."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import BENCH, snakemake
+from test_own_benchmark import definition, write_corpus
 
 from ercsynth.benchmarks import load_split
 from ercsynth.dialogues import read_dialogues
@@ -81,3 +84,30 @@ def test_no_server_is_a_network_error_with_the_remedy(mirror, tmp_path):
     out = failed_download(tmp_path, url, "resources/benchmarks/MELD/dev_sent_emo.csv")
     assert f"MELD/dev_sent_emo.csv: cannot download {url}/MELD/dev_sent_emo.csv: network error" in out
     assert "Traceback" not in out
+
+
+def test_a_user_definition_with_urls_is_downloaded_and_checked(tmp_path):
+    """A benchmark of the user's own, with a url and sha256 per split: fetched by the same rule."""
+    root = tmp_path / "served"
+    expected = write_corpus(root)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        files = {s: f"MyCorpus/{s}.txt" for s in ("train", "dev", "test")}
+        digests = {s: hashlib.sha256((root / f).read_bytes()).hexdigest() for s, f in files.items()}
+        digests["test"] = "0" * 64  # a wrong checksum: this split must fail, naming file, URL and reason
+        own = definition(url={s: f"{base}/{f}" for s, f in files.items()}, sha256=digests)
+        config = tmp_path / "own.yaml"
+        config.write_text(yaml.safe_dump({"benchmarks": ["MyCorpus"], "benchmark_definitions": {"MyCorpus": own}}))
+        work = tmp_path / "work"
+        ok = snakemake(work, "results/benchmarks/MyCorpus/dev.jsonl", configfile=config, bench=None, check=False)
+        assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
+        assert len(read_dialogues(work / "results/benchmarks/MyCorpus/dev.jsonl")) == expected["dev"][0]
+        bad = snakemake(work, "results/benchmarks/MyCorpus/test.jsonl", configfile=config, bench=None, check=False)
+        assert bad.returncode != 0
+        assert f"MyCorpus/test.txt: the file from {base}/MyCorpus/test.txt has sha256" in bad.stdout + bad.stderr
+        assert not (work / "resources/benchmarks/MyCorpus/test.txt").exists()
+    finally:
+        server.shutdown()
+        server.server_close()

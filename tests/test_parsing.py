@@ -166,3 +166,58 @@ def test_benchmark_text_parses_back(tmp_path):
         assert got == [(u.speaker, " ".join(u.text.split()), u.label) for u in d.utterances], d.dialogue_id
         checked += 1
     assert checked >= 20
+
+
+# --------------------------------------------------------------------------- instruction-model line forms
+@pytest.mark.parametrize(
+    ("form", "line"),
+    [
+        ("colon, square bracket", "{name}: {text} [{n}]"),
+        ("bold name, parenthesis", "**{name}**: {text} ({n})"),
+        ("bold name with colon inside", "**{name}:** {text} ({n})"),
+        ("dash bullet, named emotion", "- {name}: {text} (emotion: {n})"),
+        ("numbered, colon", "{i}. {name}: {text} [{n}]"),
+        ("numbered with parenthesis", "{i}) {name}: {text} (label = {n})"),
+        ("numbered, pipes", "{i}. {name} | {text} | {n}"),
+        ("label name in brackets", "{name}: {text} [{label}]"),
+    ],
+)
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_instruction_model_forms(form, line, newline):
+    rows = [("Ann", "Hi there!", 2), ("Bo", "Oh no, not you again.", 4), ("Ann", "Come on, it is fine.", 1)]
+    rows += [("Bo", "Fine, fine.", 3)]
+    text = newline.join(
+        line.format(i=i, name=name, text=t, n=n, label=V.from_symbol(n)) for i, (name, t, n) in enumerate(rows, 1)
+    )
+    res = parse(text + newline)
+    assert res.reason is None, (form, res)
+    assert [(u.speaker, u.text, u.label) for u in res.dialogue.utterances] == [
+        (name, t, V.from_symbol(n)) for name, t, n in rows
+    ]
+
+
+@pytest.mark.parametrize(
+    ("near_miss", "reason"),
+    [
+        # No label at all: plain script lines are not utterances.
+        ("Ann: Hi there!\nBo: Oh no.\nAnn: Come on.\nBo: Fine.\n", "no_parsable_lines"),
+        # A stage direction in brackets is not a label.
+        (
+            "Ann: Hi there! (laughs)\nBo: Oh no. (sighs)\nAnn: Come on. [pause]\nBo: Fine. (smiles)\n",
+            "no_parsable_lines",
+        ),
+        # A symbol outside the vocabulary, in the bracket forms.
+        ("Ann: Hi [2]\nBo: Oh no. [4]\nAnn: Come on. [9]\nBo: Fine. [1]\n", "label_out_of_vocabulary"),
+        (
+            "- Ann: Hi (emotion: 2)\n- Bo: No (emotion: 4)\n- Ann: So (emotion: happy)\n- Bo: Ok (emotion: 1)\n",
+            "label_out_of_vocabulary",
+        ),
+        # The label bracket in the middle of the line, not at its end.
+        ("Ann: [2] Hi there\nBo: [4] Oh no\nAnn: [1] Come on\nBo: [1] Fine\n", "no_parsable_lines"),
+        # A bracket with nothing before it is no utterance.
+        ("Ann: [2]\nBo: [4]\nAnn: [1]\nBo: [1]\n", "missing_speaker_or_text"),
+    ],
+)
+def test_near_misses_are_rejected(near_miss, reason):
+    assert parse(near_miss).reason == reason
+    assert parse(near_miss.replace("\n", "\r\n")).reason == reason

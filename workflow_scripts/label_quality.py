@@ -4,9 +4,10 @@ import json
 
 import pandas as pd
 from _job import start
+from scipy.spatial.distance import jensenshannon
 
 from ercsynth.dialogues import read_dialogues
-from ercsynth.labels import Vocabulary
+from ercsynth.labels import vocabulary
 from ercsynth.plots import plot_label_distributions
 from ercsynth.stats import label_distribution, label_quality_row, reference_check
 
@@ -38,7 +39,7 @@ references = {key: jsonl(path) for key, path in zip(baselines, sm.input.referenc
 
 rows, dists = [], {}
 for bench in p.benchmarks:
-    vocab = Vocabulary.of(bench)
+    vocab = vocabulary(bench, p.labels[bench])
     real_labels = labels_of(real[bench])
     dists[bench] = {"original": label_distribution(real_labels, vocab)}
     for dist in p.distributions:
@@ -46,10 +47,23 @@ for bench in p.benchmarks:
         dists[bench][dist] = label_distribution(synthetic_labels, vocab)
         for clf in p.classifiers:
             preds = jsonl(predictions[(bench, dist, clf)])
-            row = label_quality_row(bench, dist, clf, preds, synthetic_labels, real_labels)
+            row = label_quality_row(bench, dist, clf, preds, synthetic_labels, real_labels, p.labels[bench])
             rows.append(row | reference_check(references[(bench, clf)], preds, vocab.labels))
             if not rows[-1]["reference_ok"]:
                 log.warning("%s %s %s: the reference cannot judge: %s", bench, dist, clf, rows[-1]["reference_note"])
 pd.DataFrame(rows).to_csv(sm.output.csv, index=False)
-plot_label_distributions(dists, sm.output.plot)
+# Each dataset's label distribution next to the real training split's, with their distance.
+shares = [
+    {"benchmark": b, "dataset": src, "label": label, "share": round(float(share), 4)}
+    | {
+        "js_distance_to_real": round(float(jensenshannon(dist, dists[b]["original"], base=2)), 4)
+        if dist.sum()
+        else None
+    }
+    for b in dists
+    for src, dist in dists[b].items()
+    for label, share in zip(p.labels[b], dist, strict=True)
+]
+pd.DataFrame(shares).to_csv(sm.output.distributions, index=False)
+plot_label_distributions(dists, sm.output.plot, p.labels)
 log.info("label quality for %d generated datasets", len(rows))

@@ -12,13 +12,18 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm, torch_threads=False)
 records = read_raw(sm.input.shards)
 dialogues, report = parse_records(
-    records, sm.wildcards.benchmark, sm.wildcards.distribution, sm.params.min_utterances, sm.params.max_output_chars
+    records,
+    sm.wildcards.benchmark,
+    sm.wildcards.distribution,
+    sm.params.min_utterances,
+    sm.params.max_output_chars,
+    sm.params.labels,
 )
 write_dialogues(sm.output.dialogues, dialogues)
 Path(sm.output.report).write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
 write_compm_tsv(sm.output.compm, dialogues)
 example = records[0]["prompt"] if records and "prompt" in records[0] else ""
-write_hf_dataset(Path(sm.output.card).parent, dialogues, report, example, ", ".join(report.models))
+write_hf_dataset(Path(sm.output.card).parent, dialogues, report, example, ", ".join(report.models), sm.params.licence)
 log.info(
     "%d attempts -> %d valid dialogues; rejected: %s",
     report.attempted,

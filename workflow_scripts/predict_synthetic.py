@@ -3,14 +3,14 @@
 from _job import start
 
 from ercsynth.dialogues import read_dialogues
-from ercsynth.labels import Vocabulary
+from ercsynth.labels import vocabulary
 from ercsynth.models import ModelSettings, build_model, load_weights
 from ercsynth.training import configure_device, predict, prediction_rows, write_jsonl
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm)
 w, p = sm.wildcards, sm.params
-vocab = Vocabulary.of(w.benchmark)
+vocab = vocabulary(w.benchmark, p.model["labels"])
 model = build_model(ModelSettings.from_config(p.model, w.classifier, len(vocab)), sm.input.knowledge)
 load_weights(model, sm.input.model, {"benchmark": w.benchmark, "classifier": w.classifier})
 model.to(configure_device())

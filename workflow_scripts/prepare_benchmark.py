@@ -4,10 +4,13 @@ from _job import start
 
 from ercsynth.benchmarks import load_file
 from ercsynth.dialogues import write_dialogues
+from ercsynth.labels import Vocabulary
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm, torch_threads=False)
-dialogues = load_file(sm.input[0], sm.wildcards.benchmark, sm.params.fmt)
+r = sm.params.reading  # the benchmark definition's format, columns and labels
+vocab = Vocabulary(sm.wildcards.benchmark, tuple(r["labels"]), r["raw_labels"])
+dialogues = load_file(sm.input[0], vocab, r["format"], r["columns"])
 n = write_dialogues(sm.output[0], dialogues)
 log.info(
     "%s %s: %d dialogues, %d utterances from %s",
