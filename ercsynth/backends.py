@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+from ercsynth.constraints import LineFormat
 from ercsynth.prompts import HEADER, Prompt
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,15 @@ class Backend(Protocol):
     name: str
     model: str
 
-    def generate(self, prompts: list[Prompt], params: DecodingParams, seeds: list[int]) -> list[Completion]:
-        """One completion per prompt; `seeds` holds each attempt's own seed, in the same order."""
+    def generate(
+        self,
+        prompts: list[Prompt],
+        params: DecodingParams,
+        seeds: list[int],
+        formats: list[LineFormat] | None = None,
+    ) -> list[Completion]:
+        """One completion per prompt; `seeds` holds each attempt's own seed, in the same order;
+        `formats`, when given, constrains each completion to its line format."""
         ...
 
     def auto_batch_size(self, prompts: list[Prompt], max_new_tokens: int) -> int: ...
@@ -151,7 +159,21 @@ class TransformersBackend:
             return render_chat(prompt.text, self.conversation_format, self.tokenizer)
         return prompt.text
 
-    def generate(self, prompts: list[Prompt], params: DecodingParams, seeds: list[int]) -> list[Completion]:
+    def token_table(self):
+        """The vocabulary's strings and masks for constrained decoding, built on first use."""
+        from ercsynth.constraints import TokenTable
+
+        if getattr(self, "_table", None) is None:
+            self._table = TokenTable(self.tokenizer)
+        return self._table
+
+    def generate(
+        self,
+        prompts: list[Prompt],
+        params: DecodingParams,
+        seeds: list[int],
+        formats: list[LineFormat] | None = None,
+    ) -> list[Completion]:
         import torch
 
         # One sampler draws for the whole left-padded batch, so it can take one seed only: the first
@@ -160,17 +182,40 @@ class TransformersBackend:
         texts = [self.prepare(p) for p in prompts]
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=True).to(self.lm.device)
         stops = list(COMPLETION_STOPS) if any(p.style == "completion" for p in prompts) else None
+        sampling = {
+            "do_sample": params.temperature > 0,
+            "temperature": params.temperature if params.temperature > 0 else None,
+            "top_p": params.top_p if params.temperature > 0 else None,
+        }
+        if formats is not None:
+            from transformers import LogitsProcessorList
+
+            from ercsynth.constraints import LineFormatProcessor
+
+            processor = LineFormatProcessor(
+                self.token_table(),
+                formats,
+                [p.prefix for p in prompts],
+                params.max_new_tokens,
+                params.temperature,
+                params.top_p,
+                # generate()'s own top-k (50 unless the model's generation config says otherwise), kept.
+                getattr(self.lm.generation_config, "top_k", None) or 0,
+            )
+            # Temperature and top-p are applied by the processor after its mask; generate()'s own
+            # warpers are switched off so that they never drop every allowed token first.
+            sampling |= {"logits_processor": LogitsProcessorList([_Processor(processor)]), "top_k": 0}
+            if params.temperature > 0:
+                sampling |= {"temperature": 1.0, "top_p": 1.0}
         start = time.perf_counter()
         with torch.inference_mode():
             out = self.lm.generate(
                 **enc,
                 max_new_tokens=params.max_new_tokens,
-                do_sample=params.temperature > 0,
-                temperature=params.temperature if params.temperature > 0 else None,
-                top_p=params.top_p if params.temperature > 0 else None,
                 pad_token_id=self.tokenizer.pad_token_id,
                 stop_strings=stops,
                 tokenizer=self.tokenizer if stops else None,
+                **sampling,
             )
         seconds = time.perf_counter() - start
         new = out[:, enc["input_ids"].shape[1] :]
@@ -190,6 +235,17 @@ class TransformersBackend:
         return results
 
 
+def _Processor(fn):
+    """A transformers LogitsProcessor around a callable (transformers is imported only when used)."""
+    from transformers import LogitsProcessor
+
+    class Wrapped(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            return fn(input_ids, scores)
+
+    return Wrapped()
+
+
 # --------------------------------------------------------------------------- OpenAI-compatible HTTP
 class OpenAIBackend:
     """vLLM, the llama.cpp server, Ollama, TGI: /v1/completions and /v1/chat/completions."""
@@ -205,7 +261,9 @@ class OpenAIBackend:
         timeout_s: float = 120,
         retries: int = 3,
         backoff_s: float = 0.5,
+        guided: str = "none",
     ) -> None:
+        self.guided = guided  # none | vllm (guided_regex) | llamacpp (a GBNF grammar)
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = os.environ.get(api_key_env, "")
@@ -237,7 +295,7 @@ class OpenAIBackend:
                 "config key 'generation.openai.base_url'"
             ) from None
 
-    def _one(self, prompt: Prompt, params: DecodingParams, seed: int) -> Completion:
+    def _one(self, prompt: Prompt, params: DecodingParams, seed: int, fmt: LineFormat | None = None) -> Completion:
         if prompt.style == "chat":
             path = "/chat/completions"
             payload: dict = {"model": self.model, "messages": [{"role": "user", "content": prompt.text}]}
@@ -250,6 +308,10 @@ class OpenAIBackend:
             "top_p": params.top_p,
             "seed": seed,
         }
+        if fmt is not None and self.guided == "vllm":
+            payload["guided_regex"] = fmt.regex(prefixed=bool(prompt.prefix))
+        elif fmt is not None and self.guided == "llamacpp":
+            payload["grammar"] = fmt.gbnf(prefixed=bool(prompt.prefix))
         start = time.perf_counter()
         last_error = ""
         for attempt in range(self.retries + 1):
@@ -279,11 +341,18 @@ class OpenAIBackend:
     def auto_batch_size(self, prompts: list[Prompt], max_new_tokens: int) -> int:
         return 4 * self.concurrency  # keeps every connection busy between batches
 
-    def generate(self, prompts: list[Prompt], params: DecodingParams, seeds: list[int]) -> list[Completion]:
+    def generate(
+        self,
+        prompts: list[Prompt],
+        params: DecodingParams,
+        seeds: list[int],
+        formats: list[LineFormat] | None = None,
+    ) -> list[Completion]:
         # Each request carries its own attempt's seed: a server that honours seeds returns the same
         # text for an attempt whatever the sharding, batching or concurrency.
+        formats = formats if formats is not None else [None] * len(prompts)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            futures = [pool.submit(self._one, p, params, s) for p, s in zip(prompts, seeds, strict=True)]
+            futures = [pool.submit(self._one, p, params, s, f) for p, s, f in zip(prompts, seeds, formats, strict=True)]
             return [f.result() for f in futures]
 
 
@@ -292,7 +361,13 @@ def make_backend(gen_cfg: dict, model_path: str | None = None) -> Backend:
     if gen_cfg["backend"] == "openai":
         o = gen_cfg["openai"]
         return OpenAIBackend(
-            o["base_url"], o["model"], o["api_key_env"], o["concurrency"], o["timeout_s"], o["retries"]
+            o["base_url"],
+            o["model"],
+            o["api_key_env"],
+            o["concurrency"],
+            o["timeout_s"],
+            o["retries"],
+            guided=o.get("guided", "none"),
         )
     t = gen_cfg["transformers"]
     return TransformersBackend(

@@ -17,12 +17,13 @@ import sys
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from ercsynth.backends import Backend, DecodingParams
+from ercsynth.constraints import MAX_TEXT_CHARS, LineFormat
 from ercsynth.dialogues import Dialogue
 from ercsynth.labels import vocabulary
 from ercsynth.prompts import AttemptSpec, Templates, build_prompt, pick_examples
@@ -49,33 +50,71 @@ def plan_shard(
     gen: dict,
     example_pool: list[Dialogue] | None = None,
 ) -> ShardPlan:
-    """Attempts i with i % shards == shard. Balanced targets cycle through every label by i."""
+    """Attempts i with i % shards == shard. Balanced targets cycle through every label by i; planned
+    attempts get their slice of the dataset's seeded label plan (`planned_labels`)."""
     vocab = vocabulary(benchmark, gen.get("labels"))
     n, shards = gen["dialogues"], gen["shards"]
+    specs = [_attempt(benchmark, distribution, i, gen, vocab, example_pool) for i in range(n)]
+    if distribution == "planned":
+        plans = planned_labels([s.turns for s in specs], vocab.labels, gen, benchmark)
+        specs = [replace(s, plan=p) for s, p in zip(specs, plans, strict=True)]
+    return ShardPlan(benchmark, distribution, shard, [specs[i] for i in range(shard, n, shards)])
+
+
+def _attempt(
+    benchmark: str, distribution: str, i: int, gen: dict, vocab, example_pool: list[Dialogue] | None
+) -> AttemptSpec:
     lo_s, hi_s = gen["speakers"]
     lo_t, hi_t = gen["turns"]
-    attempts = []
-    for i in range(shard, n, shards):
-        seed = attempt_seed(gen["seed"], benchmark, distribution, i)
-        rng = random.Random(seed)
-        k = rng.randint(lo_s, max(lo_s, hi_s))
-        names = tuple(rng.sample(gen["names"], min(k, len(gen["names"]))))
-        target = vocab.labels[i % len(vocab)] if distribution == "balanced" else None
-        examples = tuple(pick_examples(example_pool, rng, target=target)) if example_pool else ()
-        attempts.append(
-            AttemptSpec(
-                attempt_id=f"{benchmark}-{distribution}-{i:06d}",
-                index=i,
-                seed=seed,
-                target=target,
-                scene=rng.choice(gen["scenes"]),
-                topic=rng.choice(gen["topics"]),
-                speakers=names,
-                turns=rng.randint(lo_t, max(lo_t, hi_t)),
-                example_ids=examples,
-            )
+    seed = attempt_seed(gen["seed"], benchmark, distribution, i)
+    rng = random.Random(seed)
+    k = rng.randint(lo_s, max(lo_s, hi_s))
+    names = tuple(rng.sample(gen["names"], min(k, len(gen["names"]))))
+    target = vocab.labels[i % len(vocab)] if distribution == "balanced" else None
+    examples = tuple(pick_examples(example_pool, rng, target=target)) if example_pool else ()
+    return AttemptSpec(
+        attempt_id=f"{benchmark}-{distribution}-{i:06d}",
+        index=i,
+        seed=seed,
+        target=target,
+        scene=rng.choice(gen["scenes"]),
+        topic=rng.choice(gen["topics"]),
+        speakers=names,
+        turns=rng.randint(lo_t, max(lo_t, hi_t)),
+        example_ids=examples,
+    )
+
+
+def planned_labels(turns: list[int], labels: tuple[str, ...], gen: dict, benchmark: str) -> list[tuple[str, ...]]:
+    """One label per planned utterance, over the whole dataset in the proportions asked for
+    (`generation.planned.target_distribution`, uniform when null), shuffled with the dataset's seed
+    and dealt to the attempts in order. Every shard computes the same plan and takes its own slice."""
+    weights = (gen.get("planned") or {}).get("target_distribution") or {label: 1.0 for label in labels}
+    unknown = sorted(set(weights) - set(labels))
+    if unknown:
+        raise ValueError(
+            f"config key 'generation.planned.target_distribution': {', '.join(unknown)} not in {benchmark}'s labels"
         )
-    return ShardPlan(benchmark, distribution, shard, attempts)
+    total, mass = sum(turns), sum(weights.values())
+    exact = {label: total * weights.get(label, 0.0) / mass for label in labels}
+    counts = {label: int(v) for label, v in exact.items()}
+    # Largest remainders take the utterances left over, so the counts add up to the total.
+    for label in sorted(labels, key=lambda x: exact[x] - counts[x], reverse=True)[: total - sum(counts.values())]:
+        counts[label] += 1
+    pool = [label for label in labels for _ in range(counts[label])]
+    random.Random(attempt_seed(gen["seed"], benchmark, "planned-labels", 0)).shuffle(pool)
+    plans, start = [], 0
+    for t in turns:
+        plans.append(tuple(pool[start : start + t]))
+        start += t
+    return plans
+
+
+def line_format(spec: AttemptSpec, vocab, max_text_chars: int = MAX_TEXT_CHARS) -> LineFormat:
+    """The constrained decoder's format for one attempt: its speakers, its length, its plan."""
+    plan = tuple(str(vocab.symbol(label)) for label in spec.plan) if spec.plan else None
+    symbols = tuple(str(i) for i in range(1, len(vocab) + 1))
+    return LineFormat(spec.speakers, symbols, spec.turns, plan, max_text_chars)
 
 
 def read_finished(partial: Path) -> dict[str, dict]:
@@ -126,6 +165,9 @@ def run_shard(
     params = DecodingParams(gen["max_new_tokens"], gen["temperature"], gen["top_p"])
     style = gen["prompt_style"]
     batch_size = gen["batch_size"]
+    # Planned attempts are always constrained: the decoder, not the model, writes their symbols.
+    constrained = plan.distribution in gen.get("constrained", ()) or plan.distribution == "planned"
+    log.info("constrained decoding: %s", "on" if constrained else "off")
     if batch_size == "auto":
         examples = [
             build_prompt(a, vocab, templates, style, [example_pool[i] for i in a.example_ids] if example_pool else None)
@@ -153,8 +195,9 @@ def run_shard(
                 )
                 for a in batch
             ]
+            formats = [line_format(a, vocab) for a in batch] if constrained else None
             t0 = time.perf_counter()
-            completions = backend.generate(prompts, params, [a.seed for a in batch])
+            completions = backend.generate(prompts, params, [a.seed for a in batch], formats)
             wall = time.perf_counter() - t0
             for spec, prompt, comp in zip(batch, prompts, completions, strict=True):
                 record = {
@@ -164,6 +207,7 @@ def run_shard(
                     "distribution": plan.distribution,
                     "shard": plan.shard,
                     "target_emotion": spec.target,
+                    "constrained": constrained,
                     "spec": asdict(spec),
                     "prompt_style": prompt.style,
                     "prompt": prompt.text,

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from scipy.spatial.distance import jensenshannon
 
 from ercsynth.dialogues import Dialogue, Utterance, write_dialogues
 from ercsynth.labels import Vocabulary, vocabulary
@@ -162,6 +165,13 @@ class ParseReport:
     tokens_per_second: float = 0.0
     utterances: int = 0
     models: list[str] = field(default_factory=list)
+    # What was asked for, against what came out (label shares over utterances): the plan's labels
+    # (planned), the targets (balanced: one per dialogue), nothing (natural).
+    asked: dict[str, float] | None = None
+    achieved: dict[str, float] = field(default_factory=dict)
+    js_distance_asked_achieved: float | None = None
+    yield_per_target: dict[str, dict[str, int]] | None = None  # balanced: attempts and valid dialogues per target
+    js_distance_to_uniform: float | None = None  # how far from every label equally often
 
     def to_json(self) -> dict:
         out = dict(self.__dict__)
@@ -184,6 +194,8 @@ def parse_records(
     )
     seen: set[tuple] = set()
     dialogues: list[Dialogue] = []
+    valid_targets: list[str | None] = []
+    records = list(records)
     models: set[str] = set()
     for rec in records:
         report.attempted += 1
@@ -214,14 +226,46 @@ def parse_records(
             continue
         seen.add(key)
         dialogues.append(res.dialogue)
+        valid_targets.append(rec.get("target_emotion"))
         for u in res.dialogue.utterances:
             report.label_counts[u.label] += 1
+    _asked_and_achieved(report, records, vocab, valid_targets)
     report.valid = len(dialogues)
     report.utterances = sum(len(d.utterances) for d in dialogues)
     report.models = sorted(models)
     if report.generation_seconds > 0:
         report.tokens_per_second = round(report.completion_tokens / report.generation_seconds, 3)
     return dialogues, report
+
+
+def _shares(counts: Counter, labels: tuple[str, ...]) -> dict[str, float]:
+    total = sum(counts[label] for label in labels)
+    return {label: round(counts[label] / total, 4) if total else 0.0 for label in labels}
+
+
+def _asked_and_achieved(report: ParseReport, records: list[dict], vocab: Vocabulary, valid_targets: list) -> None:
+    labels = vocab.labels
+    report.achieved = _shares(Counter(report.label_counts), labels)
+    asked: Counter = Counter()
+    for rec in records:
+        spec = rec.get("spec") if isinstance(rec.get("spec"), dict) else {}
+        if spec.get("plan"):
+            asked.update(label for label in spec["plan"] if label in labels)
+        elif rec.get("target_emotion") in labels:
+            asked[rec["target_emotion"]] += 1
+    if report.distribution == "balanced":
+        tried = Counter(rec.get("target_emotion") for rec in records)
+        kept = Counter(valid_targets)
+        report.yield_per_target = {t: {"attempted": tried[t], "valid": kept[t]} for t in labels}
+    achieved = [report.achieved[label] for label in labels]
+    if sum(achieved):
+        report.js_distance_to_uniform = round(float(jensenshannon(achieved, [1.0] * len(labels), base=2)), 4)
+    if asked:
+        report.asked = _shares(asked, labels)
+        p = [report.asked[label] for label in labels]
+        q = [report.achieved[label] for label in labels]
+        if sum(q):
+            report.js_distance_asked_achieved = round(float(jensenshannon(p, q, base=2)), 4)
 
 
 def read_raw(paths: Iterable[str | Path]) -> list[dict]:

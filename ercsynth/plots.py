@@ -14,7 +14,13 @@ import pandas as pd  # noqa: E402
 from ercsynth.labels import vocabulary  # noqa: E402
 from ercsynth.stats import CONDITION_ORDER  # noqa: E402
 
-COLORS = {"original": "#4c72b0", "baseline": "#4c72b0", "natural": "#dd8452", "balanced": "#55a868"}
+COLORS = {
+    "original": "#4c72b0",
+    "baseline": "#4c72b0",
+    "natural": "#dd8452",
+    "balanced": "#55a868",
+    "planned": "#c44e52",
+}
 
 
 def plot_label_distributions(

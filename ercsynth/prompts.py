@@ -48,6 +48,7 @@ class AttemptSpec:
     speakers: tuple[str, ...]
     turns: int
     example_ids: tuple[int, ...] = field(default=())
+    plan: tuple[str, ...] | None = None  # planned distribution: the label of each line, in order
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,23 @@ class Templates:
     completion: str
     chat: str
     balanced_constraint: str
+    planned_constraint: str = " The utterances' emotions, in order: {plan}."
 
     @classmethod
-    def load(cls, completion: str | Path, chat: str | Path, balanced_constraint: str | Path) -> Templates:
-        loaded = cls(*(Path(p).read_text(encoding="utf-8") for p in (completion, chat, balanced_constraint)))
+    def load(
+        cls,
+        completion: str | Path,
+        chat: str | Path,
+        balanced_constraint: str | Path,
+        planned_constraint: str | Path | None = None,
+    ) -> Templates:
+        paths = [completion, chat, balanced_constraint] + ([planned_constraint] if planned_constraint else [])
+        loaded = cls(*(Path(p).read_text(encoding="utf-8") for p in paths))
         for name, path in (("completion", completion), ("chat", chat)):
             _check_fields(getattr(loaded, name), path)
         _check_fields(loaded.balanced_constraint, balanced_constraint, ("target", "target_symbol"))
+        if planned_constraint:
+            _check_fields(loaded.planned_constraint, planned_constraint, ("plan",))
         return loaded
 
 
@@ -96,6 +107,8 @@ def build_prompt(
         constraint = templates.balanced_constraint.rstrip("\n").format(
             target=spec.target, target_symbol=vocab.symbol(spec.target)
         )
+    elif spec.plan:
+        constraint = _planned(templates, vocab, spec.plan)
     speakers = ", ".join(spec.speakers)
     fields = {
         "legend": vocab.legend(),
@@ -104,13 +117,24 @@ def build_prompt(
         "speakers": speakers,
         "turns": spec.turns,
         "constraint": constraint,
-        "examples": "".join(render_example(d, vocab, constraint) for d in (examples or [])),
+        # A planned example states its own emotion sequence, as the new conversation will.
+        "examples": "".join(
+            render_example(
+                d, vocab, _planned(templates, vocab, [u.label for u in d.utterances]) if spec.plan else constraint
+            )
+            for d in (examples or [])
+        ),
     }
     if style == "completion":
         # Writing the first speaker's name keeps a base model inside the line format.
         prefix = f"{spec.speakers[0]} |"
         return Prompt(style, templates.completion.format(**fields) + prefix, prefix)
     return Prompt(style, templates.chat.format(**fields))
+
+
+def _planned(templates: Templates, vocab: Vocabulary, labels) -> str:
+    plan = ", ".join(f"{vocab.symbol(label)} ({label})" for label in labels)
+    return templates.planned_constraint.rstrip("\n").format(plan=plan)
 
 
 def pick_examples(

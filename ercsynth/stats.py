@@ -17,7 +17,7 @@ from scipy.spatial.distance import jensenshannon
 from ercsynth.labels import Vocabulary, vocabulary
 from ercsynth.metrics import classification_metrics
 
-CONDITION_ORDER = ("baseline", "natural", "balanced")
+CONDITION_ORDER = ("baseline", "natural", "balanced", "planned")
 MIN_BLOCKS = 3  # below this the chi-square approximation of Friedman's test means nothing
 ALPHA = 0.05
 

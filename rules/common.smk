@@ -135,10 +135,10 @@ except ValueError as exc:
 
 wildcard_constraints:
     benchmark="|".join(map(re.escape, DEFINITIONS)),
-    distribution="natural|balanced",
-    condition="baseline|natural|balanced",
+    distribution="natural|balanced|planned",
+    condition="baseline|natural|balanced|planned",
     split="train|dev|test",
-    source="train|dev|test|natural|balanced",
+    source="train|dev|test|natural|balanced|planned",
     classifier="compm|emoberta|todkat",
     seed=r"\d+",
     shard=r"\d+",
@@ -150,6 +150,7 @@ CODE = {
     "generator": code_fingerprint("embedded.py"),
     "generation": code_fingerprint("backends.py", "generation.py", "prompts.py", "labels.py", "dialogues.py"),
     "parsing": code_fingerprint("parsing.py", "labels.py", "dialogues.py"),
+    "verify": code_fingerprint("verification.py", "backends.py", "prompts.py", "stats.py", "labels.py", "dialogues.py"),
     "knowledge": code_fingerprint("models/knowledge.py", "dialogues.py"),
     "stats": code_fingerprint("stats.py", "metrics.py", "plots.py", "labels.py", "dialogues.py"),
 }
@@ -176,9 +177,13 @@ def generation_settings(w):
     parsing thresholds, and only the chosen backend's section."""
     gen = benchmark_generation(w.benchmark)
     unused = {"transformers", "openai"} - {GEN["backend"]}
-    settings = {k: v for k, v in gen.items() if k not in (*PARSE_ONLY, "per_benchmark", "natural_topics", *unused)}
+    own = ("per_benchmark", "natural_topics", "constrained", "planned")  # passed below for this distribution only
+    settings = {k: v for k, v in gen.items() if k not in (*PARSE_ONLY, *own, *unused)}
     if w.distribution == "natural":
         settings["topics"] = gen["natural_topics"]  # neutral topics: the labels are the model's own
+    if w.distribution == "planned":
+        settings["planned"] = gen["planned"]
+    settings["constrained"] = [w.distribution] if w.distribution in gen["constrained"] else []
     return settings | {"labels": list(DEFINITIONS[w.benchmark].labels)}
 
 
@@ -273,7 +278,7 @@ def generator_fetched():
 def prompt_files():
     """Prompt paths are relative to the working directory, else to the workflow folder."""
     paths = []
-    for key in ("completion", "chat", "balanced_constraint"):
+    for key in ("completion", "chat", "balanced_constraint", "planned_constraint"):
         path = Path(GEN["prompts"][key])
         if not path.is_absolute() and not path.exists():
             path = Path(workflow.basedir) / path
@@ -306,6 +311,30 @@ def finetune_inputs(w):
     return inputs
 
 
+VERIFY = GEN["verify"]
+if VERIFY["enabled"] and GEN["backend"] != "transformers":
+    raise WorkflowError(
+        "config key 'generation.verify.enabled': label verification scores symbols with a local model; "
+        "it needs generation.backend: transformers"
+    )
+
+
+def synthetic_dialogues(w):
+    """What pre-training reads: the parsed dataset, or what label verification kept of it."""
+    folder = f"results/generated/{w.benchmark}/{w.condition}"
+    return f"{folder}/verified/dialogues.jsonl" if VERIFY["enabled"] else f"{folder}/dialogues.jsonl"
+
+
+def verify_settings(w):
+    return {
+        "keep": VERIFY["keep"],
+        "batch_size": VERIFY["batch_size"],
+        "min_utterances": parse_settings(w)["min_utterances"],
+        "labels": labels_of(w),
+        "seed": GEN["seed"],
+    }
+
+
 def model_dir(w):
     return f"results/models/{w.benchmark}/{w.classifier}/{w.condition}/seed{w.seed}"
 
@@ -324,4 +353,4 @@ def final_targets():
         "results/generated/{benchmark}/{distribution}/dialogues.jsonl",
         benchmark=BENCHMARKS,
         distribution=DISTRIBUTIONS,
-    )
+    ) + (["results/stats/verification.csv"] if VERIFY["enabled"] else [])

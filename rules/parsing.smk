@@ -28,3 +28,57 @@ rule parse:
         code=CODE["parsing"],
     script:
         "../workflow_scripts/parse.py"
+
+
+# Label verification (optional, generation.verify): the generator re-labels every synthetic
+# utterance; agreement table per dataset, and the dialogues that pre-training reads (keep: all|agree).
+rule verify:
+    input:
+        dialogues="results/generated/{benchmark}/{distribution}/dialogues.jsonl",
+        checkpoint=generator_checkpoint(),
+        fetched=generator_fetched(),
+        examples="results/benchmarks/{benchmark}/train.jsonl",
+    output:
+        dialogues="results/generated/{benchmark}/{distribution}/verified/dialogues.jsonl",
+        labels="results/generated/{benchmark}/{distribution}/verified/labels.jsonl",
+        agreement="results/generated/{benchmark}/{distribution}/verified/agreement.json",
+    log:
+        f"{LOGS}/verify/{{benchmark}}_{{distribution}}.log",
+    benchmark:
+        f"{TIMING}/verify/{{benchmark}}_{{distribution}}.tsv"
+    conda:
+        "../envs/generation.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=GPU,
+    params:
+        settings=verify_settings,
+        model=generator_path,
+        code=CODE["verify"],
+    script:
+        "../workflow_scripts/verify.py"
+
+
+rule verification_table:
+    input:
+        expand(
+            "results/generated/{benchmark}/{distribution}/verified/agreement.json",
+            benchmark=BENCHMARKS,
+            distribution=DISTRIBUTIONS,
+        ),
+    output:
+        report("results/stats/verification.csv", caption="report/verification.rst", category="Synthetic data"),
+    log:
+        f"{LOGS}/verification_table.log",
+    conda:
+        "../envs/stats.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        benchmarks=BENCHMARKS,
+        distributions=DISTRIBUTIONS,
+    script:
+        "../workflow_scripts/verification_table.py"

@@ -33,7 +33,7 @@ rule knowledge:
 
 rule pretrain:
     input:
-        synthetic="results/generated/{benchmark}/{condition}/dialogues.jsonl",
+        synthetic=synthetic_dialogues,
         knowledge=lambda w: knowledge_files(w, [w.condition]),
         encoder=fetched(TRAIN["encoder"]),
     output:
@@ -43,7 +43,7 @@ rule pretrain:
     benchmark:
         f"{TIMING}/pretrain/{{benchmark}}_{{classifier}}_{{condition}}_seed{{seed}}.tsv"
     wildcard_constraints:
-        condition="natural|balanced",
+        condition="natural|balanced|planned",
     conda:
         "../envs/training.yaml"
     threads: 2

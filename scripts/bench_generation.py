@@ -1,12 +1,14 @@
 """Generation benchmark: the pipeline (prompt building, batching, records, fsync, progress) against
-the bare backend (tokenize + model.generate + decode) on the same model, prompts and batch size,
-and the valid-dialogue yield of the model.
+the bare backend (tokenize + model.generate + decode) on the same model, prompts and batch size;
+the pipeline once with free text and once under constrained decoding (the line format), on the
+same prompts; and the valid-dialogue yield of each.
 
     python scripts/bench_generation.py --benchmarks-dir ../shared/benchmarks [--model gemma3-270m]
         [--style completion] [--dialogues 16] [--batch-size 8]
     python scripts/bench_generation.py --model smollm2-135m --style chat   # the instruct alternative
 
-Prints tokens/s and dialogues/hour for both, the pipeline overhead, and the yield by reason.
+Prints tokens/s and dialogues/hour for each, the pipeline overhead, the cost of the constraints,
+and the yield by reason.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--benchmarks-dir", default=str(REPO.parent / "shared" / "benchmarks"))
     ap.add_argument("--benchmark", default="MELD")
-    ap.add_argument("--distribution", default="natural", choices=["natural", "balanced"])
+    ap.add_argument("--distribution", default="natural", choices=["natural", "balanced", "planned"])
     ap.add_argument("--model", default="gemma3-270m")
     ap.add_argument("--style", default="completion", choices=["completion", "chat"])
     ap.add_argument("--conversation-format", default="none", choices=["none", "vicuna", "chat_template"])
@@ -53,7 +55,9 @@ def main() -> None:
     gen |= {"dialogues": args.dialogues, "shards": 1, "batch_size": args.batch_size, "prompt_style": args.style}
     if args.max_new_tokens:
         gen["max_new_tokens"] = args.max_new_tokens
-    templates = Templates.load(*(REPO / gen["prompts"][k] for k in ("completion", "chat", "balanced_constraint")))
+    templates = Templates.load(
+        *(REPO / gen["prompts"][k] for k in ("completion", "chat", "balanced_constraint", "planned_constraint"))
+    )
     pool = load_split(args.benchmarks_dir, args.benchmark, "train") if args.style == "completion" else None
     plan = plan_shard(args.benchmark, args.distribution, 0, gen, pool)
     vocab = Vocabulary.of(args.benchmark)
@@ -102,34 +106,48 @@ def main() -> None:
             tok.batch_decode(new, skip_special_tokens=True)
         bare_s = time.perf_counter() - t0
 
-        # The pipeline: exactly what the generate rule runs.
-        raw = Path(tmp) / "shard0.jsonl"
-        t0 = time.perf_counter()
-        run_shard(plan, backend, templates, gen, raw, pool)
-        pipe_s = time.perf_counter() - t0
-        records = read_raw([raw])
-        pipe_tokens = sum(r["completion_tokens"] for r in records)
-        dialogues, report = parse_records(records, args.benchmark, args.distribution, gen["min_utterances"])
+        # The pipeline: exactly what the generate rule runs, free and constrained (planned: constrained only).
+        runs = {}
+        for label, constrained in (("pipeline, free text", []), ("pipeline, constrained", [args.distribution])):
+            if args.distribution == "planned" and not constrained:
+                continue
+            raw = Path(tmp) / f"shard0_{len(constrained)}.jsonl"
+            t0 = time.perf_counter()
+            run_shard(plan, backend, templates, gen | {"constrained": constrained}, raw, pool)
+            seconds = time.perf_counter() - t0
+            records = read_raw([raw])
+            tokens = sum(r["completion_tokens"] for r in records)
+            _, report = parse_records(records, args.benchmark, args.distribution, gen["min_utterances"])
+            runs[label] = (tokens, seconds, report)
 
     n = len(prompts)
-    bare_tps, pipe_tps = bare_tokens / bare_s, pipe_tokens / pipe_s
+    bare_tps = bare_tokens / bare_s
     print(
         f"\nmodel {args.model} ({args.style}), {args.benchmark}/{args.distribution}, {n} dialogues, batch {args.batch_size}, "
         f"{args.threads} threads, {gen['max_new_tokens']} max new tokens"
     )
     print(
-        f"bare backend : {bare_tokens:6d} tokens in {bare_s:7.1f} s = {bare_tps:6.1f} tokens/s, {3600 * n / bare_s:7.0f} dialogues/hour"
+        f"{'bare backend, free text':24s}: {bare_tokens:6d} tokens in {bare_s:7.1f} s = {bare_tps:6.1f} tokens/s, "
+        f"{3600 * n / bare_s:7.0f} dialogues/hour"
     )
-    print(
-        f"pipeline     : {pipe_tokens:6d} tokens in {pipe_s:7.1f} s = {pipe_tps:6.1f} tokens/s, {3600 * n / pipe_s:7.0f} dialogues/hour"
-    )
-    print(f"pipeline overhead (tokens/s): {100 * (1 - pipe_tps / bare_tps):+.1f} %")
-    rejected = {k: v for k, v in report.rejected.items() if v}
-    print(
-        f"valid-dialogue yield: {report.valid}/{report.attempted} = {100 * report.valid / max(1, report.attempted):.0f} %, "
-        f"{report.utterances} utterances; rejected: {rejected or 'none'}"
-    )
-    print(f"valid dialogues/hour (pipeline): {3600 * report.valid / pipe_s:.0f}")
+    for label, (tokens, seconds, report) in runs.items():
+        rejected = {k: v for k, v in report.rejected.items() if v}
+        print(
+            f"{label:24s}: {tokens:6d} tokens in {seconds:7.1f} s = {tokens / seconds:6.1f} tokens/s, "
+            f"{3600 * n / seconds:7.0f} dialogues/hour; valid {report.valid}/{report.attempted}, "
+            f"{report.utterances} utterances, {report.skipped_lines} lines skipped, rejected: {rejected or 'none'}, "
+            f"{3600 * report.valid / seconds:.0f} valid dialogues/hour"
+        )
+        if report.js_distance_asked_achieved is not None:
+            print(f"{'':24s}  asked vs achieved labels: Jensen-Shannon distance {report.js_distance_asked_achieved}")
+    if "pipeline, free text" in runs:
+        free_tps = runs["pipeline, free text"][0] / runs["pipeline, free text"][1]
+        print(f"pipeline overhead (tokens/s, free text vs bare): {100 * (1 - free_tps / bare_tps):+.1f} %")
+    if len(runs) == 2:
+        con_tps = runs["pipeline, constrained"][0] / runs["pipeline, constrained"][1]
+        print(
+            f"cost of the constraints (tokens/s, constrained vs free pipeline): {100 * (1 - con_tps / free_tps):+.1f} %"
+        )
 
 
 if __name__ == "__main__":

@@ -214,7 +214,9 @@ def bench_generation(llama_dir: Path, args, device) -> list[dict]:
     from ercsynth.prompts import Templates, build_prompt
 
     gen = load_config(REPO / "config.yaml", REPO / "configs" / "paper.yaml")["generation"]
-    templates = Templates.load(*(REPO / gen["prompts"][k] for k in ("completion", "chat", "balanced_constraint")))
+    templates = Templates.load(
+        *(REPO / gen["prompts"][k] for k in ("completion", "chat", "balanced_constraint", "planned_constraint"))
+    )
     vocab = Vocabulary.of("MELD")
     plan = plan_shard("MELD", "balanced", 0, gen | {"dialogues": 512, "shards": 1})
     prompts = [build_prompt(a, vocab, templates, "chat") for a in plan.attempts]

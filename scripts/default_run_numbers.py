@@ -36,7 +36,14 @@ def main() -> None:
         r = json.loads(report_path.read_text())
         rejected = {k: v for k, v in r["rejected"].items() if v}
         bench, dist = report_path.parts[-3], report_path.parts[-2]
-        print(f"{bench:9s} {dist:9s} {r['valid']}/{r['attempted']} valid  rejected {rejected}")
+        js = r.get("js_distance_asked_achieved")
+        asked = f"  JS(asked, achieved) {js}" if js is not None else ""
+        asked += f"  JS(achieved, uniform) {r.get('js_distance_to_uniform')}"
+        print(f"{bench:9s} {dist:9s} {r['valid']}/{r['attempted']} valid  rejected {rejected}{asked}")
+        print(f"{'':19s} achieved label shares {r.get('achieved')}")
+        if r.get("yield_per_target"):
+            per = {t: f"{v['valid']}/{v['attempted']}" for t, v in r["yield_per_target"].items()}
+            print(f"{'':19s} yield per target {per}")
 
     print("\n== test weighted F1 (results/stats/summary.md)")
     print((results / "stats" / "summary.md").read_text().strip())

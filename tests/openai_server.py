@@ -14,6 +14,8 @@ ROUTES = {"/v1/completions": "completion", "/v1/chat/completions": "chat"}
 # Fields per endpoint, as the OpenAI API defines them: required ones, and every one we accept.
 REQUIRED = {"completion": {"model", "prompt"}, "chat": {"model", "messages"}}
 OPTIONAL = {"max_tokens", "temperature", "top_p", "seed", "stop", "n", "stream"}
+# Guided-decoding extensions: vLLM's guided_regex and the llama.cpp server's grammar (text both).
+OPTIONAL |= {"guided_regex", "grammar"}
 TYPES = {
     "model": str,
     "prompt": str,
@@ -23,6 +25,8 @@ TYPES = {
     "top_p": (int, float),
     "seed": int,
     "stop": (str, list),
+    "guided_regex": str,
+    "grammar": str,
 }
 
 

@@ -221,3 +221,27 @@ def test_instruction_model_forms(form, line, newline):
 def test_near_misses_are_rejected(near_miss, reason):
     assert parse(near_miss).reason == reason
     assert parse(near_miss.replace("\n", "\r\n")).reason == reason
+
+
+def test_report_gives_asked_and_achieved_distributions_and_yield_per_target():
+    good = "Ann | Hi! | 2\nBo | No. | 4\nAnn | So. | 1\nBo | Ok. | 1\n"  # joy, anger, neutral, neutral
+    planned = [
+        {"index": 0, "completion": good, "spec": {"plan": ["joy", "anger", "neutral", "neutral"]}},
+        {"index": 1, "completion": good.replace("| 1", "| 7"), "spec": {"plan": ["joy", "anger", "fear", "fear"]}},
+    ]
+    _, report = parse_records(planned, "MELD", "planned", min_utterances=4)
+    assert report.asked == report.achieved  # each line carries its planned label
+    assert report.asked["neutral"] == report.asked["fear"] == 0.25 and report.js_distance_asked_achieved == 0.0
+    assert 0 < report.js_distance_to_uniform < 1
+    balanced = [
+        {"index": 0, "completion": good, "target_emotion": "anger"},
+        {"index": 1, "completion": good, "target_emotion": "fear"},  # fear absent: rejected
+        {"index": 2, "completion": good.replace("Hi!", "Hey!"), "target_emotion": "joy"},
+    ]
+    _, report = parse_records(balanced, "MELD", "balanced", min_utterances=4)
+    assert report.yield_per_target["anger"] == {"attempted": 1, "valid": 1}
+    assert report.yield_per_target["fear"] == {"attempted": 1, "valid": 0}
+    assert report.yield_per_target["sadness"] == {"attempted": 0, "valid": 0}
+    assert report.asked["anger"] == round(1 / 3, 4) and report.js_distance_asked_achieved > 0.3
+    _, report = parse_records([balanced[0] | {"target_emotion": None}], "MELD", "natural", min_utterances=4)
+    assert report.asked is None and report.yield_per_target is None and report.achieved["neutral"] == 0.5

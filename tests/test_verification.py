@@ -1,0 +1,69 @@
+"""Label verification: the generator re-labels synthetic utterances; agreement and what is kept."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from conftest import seed_generator, snakemake
+
+from ercsynth.backends import TransformersBackend
+from ercsynth.dialogues import Dialogue, Utterance, read_dialogues
+from ercsynth.labels import Vocabulary
+from ercsynth.verification import agreement, keep, relabel, verify_prompts
+
+V = Vocabulary.of("MELD")
+D = [
+    Dialogue(
+        "a", [Utterance("Ann", "Hi!", "joy"), Utterance("Bo", "No.", "anger"), Utterance("Ann", "So.", "neutral")]
+    ),
+    Dialogue("b", [Utterance("Cy", "Oh.", "surprise"), Utterance("Di", "Hm.", "neutral")]),
+]
+
+
+def test_prompts_hide_the_generated_labels_of_earlier_lines():
+    items = list(verify_prompts(D, V, []))
+    assert [(i.dialogue, i.utterance) for i in items] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
+    third = items[2].prompt
+    assert third.endswith("Ann | So. | ") and "Ann | Hi! | ?\nBo | No. | ?\n" in third
+    assert "| 2\n" not in third and "1 = neutral, 2 = joy" in third
+
+
+def test_agreement_and_keep():
+    verified = [["joy", "sadness", "neutral"], ["surprise", "neutral"]]
+    table = agreement(D, verified, V.labels)
+    assert (table["utterances"], table["agreeing"]) == (5, 4)
+    assert table["per_label"]["anger"] == {"generated": 1, "verified": 0, "both": 0, "kappa": 0.0}
+    assert table["per_label"]["joy"]["kappa"] == 1.0
+    assert 0 < table["kappa"] < 1
+    assert keep(D, verified, "all", 2) == D
+    # 'a' keeps Hi! and So., both Ann's: one speaker, dropped; 'b' keeps both lines of two speakers.
+    assert [d.dialogue_id for d in keep(D, verified, "agree", 2)] == ["b"]
+    assert keep(D, verified, "agree", 3) == []
+
+
+def test_relabel_with_a_real_model(tiny_llama):
+    labels = relabel(TransformersBackend(str(tiny_llama)), D, V, D[:1], batch_size=2)
+    assert [len(x) for x in labels] == [3, 2] and all(x in V.labels for row in labels for x in row)
+
+
+@pytest.mark.slow
+def test_verify_rule_in_the_workflow(tmp_path, generator_checkpoint):
+    """The opt-in verify jobs: agreement per dataset, the table, and pre-training reads what they kept."""
+    seed_generator(tmp_path, generator_checkpoint)
+    extra = ["distributions=[natural]", "generation={verify: {enabled: true, keep: agree}}"]
+    snakemake(tmp_path, "results/stats/verification.csv", "-n", extra_config=extra)  # a dry run first: the DAG
+    snakemake(tmp_path, "results/stats/verification.csv", extra_config=extra)
+    folder = tmp_path / "results" / "generated" / "MELD" / "natural"
+    parsed = read_dialogues(folder / "dialogues.jsonl")
+    table = json.loads((folder / "verified" / "agreement.json").read_text())
+    assert table["utterances"] == sum(len(d.utterances) for d in parsed) > 0
+    rows = [json.loads(x) for x in (folder / "verified" / "labels.jsonl").read_text().splitlines()]
+    assert len(rows) == table["utterances"] and all(r["verified"] in V.labels for r in rows)
+    kept = read_dialogues(folder / "verified" / "dialogues.jsonl")
+    assert all(u.label == next(r["verified"] for r in rows if r["text"] == u.text) for d in kept for u in d.utterances)
+    csv = pd.read_csv(tmp_path / "results" / "stats" / "verification.csv")
+    assert list(csv["distribution"]) == ["natural"] and "kappa_joy" in csv
+    dry = snakemake(tmp_path, "results/models/MELD/compm/natural/seed1/pretrained.pt", "-n", extra_config=extra)
+    assert "verified/dialogues.jsonl" in dry.stdout
