@@ -319,7 +319,7 @@ def main() -> None:
         )
         for r in results:
             print(
-                f"{r['classifier']:9s} {r['train_utt_s']:11.1f} {r['bare_utt_s']:10.1f} {r['ratio']:6.2f} "
+                f"{r['classifier']:9s} {r['train_utt_s']:11.1f} {r['bare_utt_s']:10.1f} {r['ratio']:6.3f} "
                 f"{r['gpu_busy']:8.2f} {r['peak_gib']:8.2f} {r['eval_utt_s']:10.1f} {r['padding_share']:7.2f}"
             )
         print("\nlongest dialogue, one training step, peak GiB:")

@@ -70,7 +70,7 @@ def test_bench_gpu_smoke_runs_on_the_cpu():
     for name in ("compm", "emoberta", "todkat"):
         line = next(x for x in out.splitlines() if x.startswith(name + " "))
         train, bare, ratio = (float(v) for v in line.split()[1:4])
-        assert train > 0 and bare > 0 and ratio == pytest.approx(train / bare, rel=0.02)
+        assert train > 0 and bare > 0 and ratio == pytest.approx(train / bare, rel=0.02, abs=0.002)
     assert "longest dialogue" in out and "MELD" in out and ("IEMOCAP" in out) == has_iemocap()
     assert '"tokens_s"' in out and '"auto": true' in out
 
