@@ -340,17 +340,21 @@ def model_dir(w):
 
 
 def final_targets():
-    return [
-        "results/stats/results.csv",
-        "results/stats/summary.md",
-        "results/stats/friedman.json",
-        "results/stats/label_quality.csv",
-        "results/stats/label_distributions.csv",
-        "results/stats/plots/f1_by_condition.png",
-        "results/stats/plots/label_distributions.png",
-        "results/stats/plots/confusion_matrices.png",
-    ] + expand(
-        "results/generated/{benchmark}/{distribution}/dialogues.jsonl",
-        benchmark=BENCHMARKS,
-        distribution=DISTRIBUTIONS,
-    ) + (["results/stats/verification.csv"] if VERIFY["enabled"] else [])
+    return (
+        [
+            "results/stats/results.csv",
+            "results/stats/summary.md",
+            "results/stats/friedman.json",
+            "results/stats/label_quality.csv",
+            "results/stats/label_distributions.csv",
+            "results/stats/plots/f1_by_condition.png",
+            "results/stats/plots/label_distributions.png",
+            "results/stats/plots/confusion_matrices.png",
+        ]
+        + expand(
+            "results/generated/{benchmark}/{distribution}/dialogues.jsonl",
+            benchmark=BENCHMARKS,
+            distribution=DISTRIBUTIONS,
+        )
+        + (["results/stats/verification.csv"] if VERIFY["enabled"] else [])
+    )
