@@ -29,24 +29,39 @@ class VerifyItem:
     prompt: str
 
 
-def verify_prompts(dialogues: list[Dialogue], vocab: Vocabulary, examples: list[Dialogue]) -> Iterator[VerifyItem]:
+def verify_prompts(
+    dialogues: list[Dialogue], vocab: Vocabulary, examples: list[Dialogue], end: str = "| "
+) -> Iterator[VerifyItem]:
+    """One prompt per utterance, ending with `end` right where its symbol comes."""
     head = INTRO.format(legend=vocab.legend()) + "".join(render_example(d, vocab) for d in examples)
     for di, d in enumerate(dialogues):
         speakers = ", ".join(dict.fromkeys(u.speaker for u in d.utterances))
         lines = [f"{HEADER}\nSetting: a scene from a TV series.\nSpeakers: {speakers}.\n"]
         for ui, u in enumerate(d.utterances):
             text = " ".join(u.text.split())
-            yield VerifyItem(di, ui, head + "".join(lines) + f"{u.speaker} | {text} | ")
+            yield VerifyItem(di, ui, head + "".join(lines) + f"{u.speaker} | {text} {end}")
             lines.append(f"{u.speaker} | {text} | ?\n")
 
 
-def symbol_token_ids(tokenizer, vocab: Vocabulary) -> list[int]:
-    """The token that starts each symbol (symbols of 10 and more share their first digit's token)."""
-    ids = []
-    for i in range(1, len(vocab) + 1):
-        pieces = tokenizer(str(i), add_special_tokens=False)["input_ids"]
-        ids.append(pieces[0])
-    return ids
+def symbol_tokens(tokenizer, vocab: Vocabulary) -> tuple[list[int], str]:
+    """The token that comes first for each symbol after the prompt's end, and that end.
+
+    SentencePiece vocabularies (Gemma) write "| 3" as "|", " ", "3": the prompt ends with "| " and
+    the digit follows; byte-level BPE writes " 3" as one token: the prompt ends with "|". The end
+    is the one under which every symbol's first token continues the prompt's tokens unchanged.
+    Symbols of 10 and more share their first digit's token with that digit.
+    """
+    for end, gap in (("| ", ""), ("|", " ")):
+        prefix = tokenizer("A " + end, add_special_tokens=False)["input_ids"]
+        ids = []
+        for i in range(1, len(vocab) + 1):
+            full = tokenizer("A " + end + gap + str(i), add_special_tokens=False)["input_ids"]
+            if full[: len(prefix)] != prefix or len(full) == len(prefix):
+                break
+            ids.append(full[len(prefix)])
+        if len(ids) == len(vocab) and len(set(ids[:9])) == min(9, len(vocab)):
+            return ids, end
+    raise ValueError("this tokenizer splits the symbols in a way verification cannot score")
 
 
 def relabel(backend, dialogues: list[Dialogue], vocab: Vocabulary, examples: list[Dialogue], batch_size: int = 8):
@@ -54,14 +69,16 @@ def relabel(backend, dialogues: list[Dialogue], vocab: Vocabulary, examples: lis
     import torch
 
     tok, lm = backend.tokenizer, backend.lm
-    symbols = torch.tensor(symbol_token_ids(tok, vocab))
-    items = list(verify_prompts(dialogues, vocab, examples))
+    ids, end = symbol_tokens(tok, vocab)
+    symbols = torch.tensor(ids)
+    items = list(verify_prompts(dialogues, vocab, examples, end))
     out = [[""] * len(d.utterances) for d in dialogues]
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
         enc = tok([b.prompt for b in batch], return_tensors="pt", padding=True).to(lm.device)
         with torch.inference_mode():
-            logits = lm(**enc).logits[:, -1, :]  # left padding: the last position is every prompt's end
+            # Only the last position: all positions x 262k vocabulary would be gigabytes of logits.
+            logits = lm(**enc, logits_to_keep=1).logits[:, -1, :]  # left padding: every prompt ends there
         best = logits[:, symbols.to(logits.device)].argmax(dim=-1).tolist()
         for item, b in zip(batch, best, strict=True):
             out[item.dialogue][item.utterance] = vocab.labels[b]

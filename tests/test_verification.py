@@ -11,7 +11,7 @@ from conftest import seed_generator, snakemake
 from ercsynth.backends import TransformersBackend
 from ercsynth.dialogues import Dialogue, Utterance, read_dialogues
 from ercsynth.labels import Vocabulary
-from ercsynth.verification import agreement, keep, relabel, verify_prompts
+from ercsynth.verification import agreement, keep, relabel, symbol_tokens, verify_prompts
 
 V = Vocabulary.of("MELD")
 D = [
@@ -46,6 +46,22 @@ def test_agreement_and_keep():
 def test_relabel_with_a_real_model(tiny_llama):
     labels = relabel(TransformersBackend(str(tiny_llama)), D, V, D[:1], batch_size=2)
     assert [len(x) for x in labels] == [3, 2] and all(x in V.labels for row in labels for x in row)
+
+
+@pytest.mark.slow
+def test_each_symbol_is_its_own_token_after_the_prompt(generator_checkpoint, tiny_llama):
+    """Gemma (SentencePiece) and the byte-level BPE of the tiny Llama: seven distinct symbol tokens,
+    each the token that really follows the prompt's end (a shared token would make every label one)."""
+    from transformers import AutoTokenizer
+
+    for folder in (generator_checkpoint, tiny_llama):
+        tok = AutoTokenizer.from_pretrained(str(folder))
+        ids, end = symbol_tokens(tok, V)
+        assert len(set(ids)) == 7
+        for symbol, token in zip(range(1, 8), ids, strict=True):
+            prompt = tok("Ann | Hi " + end, add_special_tokens=False)["input_ids"]
+            gap = "" if end.endswith(" ") else " "
+            assert tok("Ann | Hi " + end + gap + str(symbol), add_special_tokens=False)["input_ids"] == prompt + [token]
 
 
 @pytest.mark.slow

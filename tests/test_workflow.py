@@ -110,6 +110,10 @@ def test_tiny_workflow_end_to_end(tiny_run):
         assert report["attempted"] == 4 and report["tokens_per_second"] > 0
         assert report["valid"] + sum(report["rejected"].values()) == 4
         assert report["valid"] >= 2  # the embedded Gemma follows the format (4/4 and 3/4 here)
+        # Constrained decoding, the default for both: no attempt and no line is lost to its format.
+        assert report["skipped_lines"] == 0 and report["truncated_lines_dropped"] == 0
+        format_reasons = ("no_parsable_lines", "label_out_of_vocabulary", "missing_speaker_or_text", "single_speaker")
+        assert all(report["rejected"][reason] == 0 for reason in format_reasons), report["rejected"]
         dialogues = read_dialogues(gen / "dialogues.jsonl")
         assert len(dialogues) == report["valid"]
         assert all(u.label in LABELS["MELD"] for d in dialogues for u in d.utterances)
@@ -117,6 +121,7 @@ def test_tiny_workflow_end_to_end(tiny_run):
             json.loads(line) for f in sorted((gen / "raw").glob("shard*.jsonl")) for line in f.read_text().splitlines()
         ]
         assert sorted(x["index"] for x in raw) == [0, 1, 2, 3]
+        assert all(x["constrained"] for x in raw)
         for rec in raw:
             for key in (
                 "prompt",
@@ -237,6 +242,25 @@ def test_changed_temperature_reruns_generation_and_everything_downstream(tiny_ru
         "aggregate": 1,
         "label_quality": 1,
     }
+
+
+def test_changed_natural_topics_rerun_the_natural_dataset_only(tiny_run):
+    jobs = planned(tiny_run, extra_config=["generation={natural_topics: [the weather]}"])
+    assert jobs == {
+        "generate": 1,
+        "parse": 1,
+        "pretrain": 3,
+        "finetune": 3,
+        "predict_synthetic": 3,
+        "aggregate": 1,
+        "label_quality": 1,
+    }
+
+
+def test_per_benchmark_generation_settings_rerun_that_benchmark_only(tiny_run):
+    assert planned(tiny_run, extra_config=["generation={per_benchmark: {IEMOCAP: {turns: [30, 60]}}}"]) == {}
+    jobs = planned(tiny_run, extra_config=["generation={per_benchmark: {MELD: {turns: [4, 4]}}}"])
+    assert jobs["generate"] == 2 and jobs["parse"] == 2 and "prepare_benchmark" not in jobs
 
 
 def test_forcerun_finetune_never_repeats_pre_training(tiny_run):
