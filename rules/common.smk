@@ -177,7 +177,8 @@ def generation_settings(w):
     parsing thresholds, and only the chosen backend's section."""
     gen = benchmark_generation(w.benchmark)
     unused = {"transformers", "openai"} - {GEN["backend"]}
-    own = ("per_benchmark", "natural_topics", "constrained", "planned")  # passed below for this distribution only
+    # Passed below for this distribution only, or not a generation job's business (verify has its own rule).
+    own = ("per_benchmark", "natural_topics", "constrained", "planned", "verify")
     settings = {k: v for k, v in gen.items() if k not in (*PARSE_ONLY, *own, *unused)}
     if w.distribution == "natural":
         settings["topics"] = gen["natural_topics"]  # neutral topics: the labels are the model's own

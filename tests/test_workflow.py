@@ -263,6 +263,13 @@ def test_per_benchmark_generation_settings_rerun_that_benchmark_only(tiny_run):
     assert jobs["generate"] == 2 and jobs["parse"] == 2 and "prepare_benchmark" not in jobs
 
 
+def test_turning_verification_on_never_regenerates(tiny_run):
+    jobs = planned(tiny_run, extra_config=["generation={verify: {enabled: true}}"])
+    # The verify jobs, their table, and the pre-training that now reads what they kept.
+    assert {"verify": 2, "verification_table": 1}.items() <= jobs.items() and jobs["pretrain"] == 6
+    assert not UPSTREAM & set(jobs), jobs
+
+
 def test_forcerun_finetune_never_repeats_pre_training(tiny_run):
     jobs = planned(tiny_run, "--forcerun", "finetune")
     assert jobs["finetune"] == 9 and "pretrain" not in jobs and not UPSTREAM & set(jobs)
