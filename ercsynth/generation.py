@@ -54,11 +54,18 @@ def plan_shard(
     attempts get their slice of the dataset's seeded label plan (`planned_labels`)."""
     vocab = vocabulary(benchmark, gen.get("labels"))
     n, shards = gen["dialogues"], gen["shards"]
+    own = range(shard, n, shards)
+    if distribution != "planned":  # each attempt stands alone: build only this shard's
+        return ShardPlan(
+            benchmark,
+            distribution,
+            shard,
+            [_attempt(benchmark, distribution, i, gen, vocab, example_pool) for i in own],
+        )
+    # The plan spans the dataset: every attempt's length is needed to deal this shard's labels.
     specs = [_attempt(benchmark, distribution, i, gen, vocab, example_pool) for i in range(n)]
-    if distribution == "planned":
-        plans = planned_labels([s.turns for s in specs], vocab.labels, gen, benchmark)
-        specs = [replace(s, plan=p) for s, p in zip(specs, plans, strict=True)]
-    return ShardPlan(benchmark, distribution, shard, [specs[i] for i in range(shard, n, shards)])
+    plans = planned_labels([s.turns for s in specs], vocab.labels, gen, benchmark)
+    return ShardPlan(benchmark, distribution, shard, [replace(specs[i], plan=plans[i]) for i in own])
 
 
 def _attempt(
