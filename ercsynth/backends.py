@@ -164,7 +164,7 @@ class TransformersBackend:
         from ercsynth.constraints import TokenTable
 
         if getattr(self, "_table", None) is None:
-            self._table = TokenTable(self.tokenizer)
+            self._table = TokenTable.from_tokenizer(self.tokenizer)
         return self._table
 
     def generate(
@@ -356,8 +356,16 @@ class OpenAIBackend:
             return [f.result() for f in futures]
 
 
-def make_backend(gen_cfg: dict, model_path: str | None = None) -> Backend:
-    """Build the configured backend; `model_path` overrides the model (e.g. a converted checkpoint)."""
+def make_backend(gen_cfg: dict, model_path: str | None = None, threads: int | None = None) -> Backend:
+    """Build the configured backend; `model_path` overrides the model (e.g. a converted checkpoint);
+    `threads`: the CPU threads the job was given (llamacpp)."""
+    if gen_cfg["backend"] == "llamacpp":
+        from ercsynth.embedded import embedded_gguf, embedded_model_names
+        from ercsynth.llamacpp import LlamaCppBackend
+
+        c = gen_cfg["llamacpp"]
+        gguf = model_path or (embedded_gguf(c["model"]) if c["model"] in embedded_model_names() else c["model"])
+        return LlamaCppBackend(gguf, c["parallel"], threads, c["context"], model_name=c["model"])
     if gen_cfg["backend"] == "openai":
         o = gen_cfg["openai"]
         return OpenAIBackend(

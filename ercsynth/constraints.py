@@ -147,12 +147,14 @@ class LineState:
 class TokenTable:
     """The vocabulary's token strings and the masks the text positions use, built once per model."""
 
-    def __init__(self, tokenizer) -> None:
+    def __init__(self, strings: list[str], eos: int) -> None:
+        """`strings`: each token id's text ('' for special and partial-byte tokens); `eos`: the id
+        that ends a completion."""
         import torch
 
-        self.strings = token_strings(tokenizer)
+        self.strings = strings
         self.size = len(self.strings)
-        self.eos = tokenizer.eos_token_id
+        self.eos = eos
         self.by_string: dict[str, list[int]] = {}
         for i, s in enumerate(self.strings):
             if s:
@@ -165,6 +167,10 @@ class TokenTable:
         self.text = torch.tensor(text)
         self.first_text = torch.tensor(first)
         self.pipe = torch.tensor(pipe)
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer) -> TokenTable:
+        return cls(token_strings(tokenizer), tokenizer.eos_token_id)
 
     def choice_ids(self, state: LineState) -> list[int]:
         """Tokens that continue one of the state's choices without leaving it."""
@@ -249,26 +255,38 @@ class LineFormatProcessor:
         self.start: int | None = None
 
     def __call__(self, input_ids, scores):
-        import torch
-
+        """transformers' interface: the whole batch at every step, the last column the new tokens."""
         if self.start is None:
             self.start = input_ids.shape[1]
         elif input_ids.shape[1] > self.start:
-            for state, token in zip(self.states, input_ids[:, -1].tolist(), strict=True):
-                if state.done or state.failed:
-                    continue
-                if state.mode == "text":
-                    state.text_tokens += 1
-                state.feed(self.table.strings[token] if token < self.table.size else "")
-        mask = torch.zeros(scores.shape, dtype=torch.bool)
-        width = min(scores.shape[-1], self.table.size)  # logits may be wider than the tokenizer: those stay masked
-        for row, state in enumerate(self.states):
-            mask[row, :width] = self._allowed(state, row)[:width]
-        mask = mask.to(scores.device)
-        scores = scores.masked_fill(~mask, float("-inf"))
+            for row, token in enumerate(input_ids[:, -1].tolist()):
+                self.observe(row, token)
+        scores = self.mask(list(range(len(self.states))), scores)
         if self.temperature > 0:
             scores = _top_k_top_p(scores / self.temperature, self.top_k, self.top_p)
         return scores
+
+    def observe(self, row: int, token: int) -> None:
+        """Attempt `row` wrote `token`."""
+        state = self.states[row]
+        if state.done or state.failed:
+            return
+        if state.mode == "text":
+            state.text_tokens += 1
+        state.feed(self.table.strings[token] if token < self.table.size else "")
+
+    def done(self, row: int) -> bool:
+        return self.states[row].done or self.states[row].failed
+
+    def mask(self, rows: list[int], scores):
+        """`scores[i]` (attempt `rows[i]`) with every token its format forbids now set to -inf."""
+        import torch
+
+        mask = torch.zeros(scores.shape, dtype=torch.bool)
+        width = min(scores.shape[-1], self.table.size)  # logits may be wider than the tokenizer: those stay masked
+        for i, row in enumerate(rows):
+            mask[i, :width] = self._allowed(self.states[row], row)[:width]
+        return scores.masked_fill(~mask.to(scores.device), float("-inf"))
 
     def _allowed(self, state: LineState, row: int):
         import torch

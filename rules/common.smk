@@ -148,7 +148,9 @@ wildcard_constraints:
 CODE = {
     "data": code_fingerprint("benchmarks.py", "labels.py", "dialogues.py"),
     "generator": code_fingerprint("embedded.py"),
-    "generation": code_fingerprint("backends.py", "generation.py", "prompts.py", "labels.py", "dialogues.py"),
+    "generation": code_fingerprint(
+        "backends.py", "llamacpp.py", "constraints.py", "generation.py", "prompts.py", "labels.py", "dialogues.py"
+    ),
     "parsing": code_fingerprint("parsing.py", "labels.py", "dialogues.py"),
     "verify": code_fingerprint("verification.py", "backends.py", "prompts.py", "stats.py", "labels.py", "dialogues.py"),
     "knowledge": code_fingerprint("models/knowledge.py", "dialogues.py"),
@@ -176,7 +178,7 @@ def generation_settings(w):
     """What a generation job uses: its benchmark's settings and labels, natural topics for natural, no
     parsing thresholds, and only the chosen backend's section."""
     gen = benchmark_generation(w.benchmark)
-    unused = {"transformers", "openai"} - {GEN["backend"]}
+    unused = {"llamacpp", "transformers", "openai"} - {GEN["backend"]}
     # Passed below for this distribution only, or not a generation job's business (verify has its own rule).
     own = ("per_benchmark", "natural_topics", "constrained", "planned", "verify")
     settings = {k: v for k, v in gen.items() if k not in (*PARSE_ONLY, *own, *unused)}
@@ -251,18 +253,37 @@ def benchmark_reading(w):
     return DEFINITIONS[w.benchmark].reading(benchmark_source(w))
 
 
-def generator_checkpoint():
-    """Embedded GGUF models are converted once to a plain checkpoint that loads in seconds."""
-    model = GEN["transformers"]["model"]
-    if GEN["backend"] == "transformers" and model in embedded_model_names():
+def generator_checkpoint(verify=False):
+    """Embedded GGUF models are converted once to a plain checkpoint that loads in seconds, for the
+    transformers backend and for label verification (which scores with transformers under llamacpp too)."""
+    if GEN["backend"] == "llamacpp" and not verify:
+        return []  # llama.cpp reads the GGUF file itself
+    model = GEN["llamacpp"]["model"] if GEN["backend"] == "llamacpp" else GEN["transformers"]["model"]
+    if GEN["backend"] != "openai" and model in embedded_model_names():
         return [f"results/generator/{model}/config.json"]
     return []
 
 
+def generator_gguf():
+    """A user's own GGUF file for the llamacpp backend is an input: replacing it reruns generation."""
+    model = GEN["llamacpp"]["model"]
+    if GEN["backend"] != "llamacpp" or model in embedded_model_names():
+        return []
+    if not Path(model).is_file():
+        raise WorkflowError(
+            f"config key 'generation.llamacpp.model': {model!r} is neither an embedded model "
+            f"({', '.join(embedded_model_names())}) nor a .gguf file"
+        )
+    return [model]
+
+
 def generator_path(w, input):
-    """The converted checkpoint's folder, the fetched folder of a hub model, or the configured folder."""
+    """The converted checkpoint's folder, the fetched folder of a hub model, or the configured folder;
+    empty for llamacpp (the backend finds the embedded GGUF, or reads input.gguf)."""
     if input.checkpoint:
         return str(Path(input.checkpoint[0]).parent)
+    if GEN["backend"] == "llamacpp":
+        return ""
     return local_path(GEN["transformers"]["model"], HUB_MODELS)
 
 
@@ -313,10 +334,12 @@ def finetune_inputs(w):
 
 
 VERIFY = GEN["verify"]
-if VERIFY["enabled"] and GEN["backend"] != "transformers":
+if VERIFY["enabled"] and (
+    GEN["backend"] == "openai" or (GEN["backend"] == "llamacpp" and not generator_checkpoint(verify=True))
+):
     raise WorkflowError(
-        "config key 'generation.verify.enabled': label verification scores symbols with a local model; "
-        "it needs generation.backend: transformers"
+        "config key 'generation.verify.enabled': label verification scores symbols with a local transformers "
+        "model; it needs generation.backend: transformers, or llamacpp with an embedded model"
     )
 
 

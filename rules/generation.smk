@@ -22,6 +22,7 @@ rule generate:
     input:
         checkpoint=generator_checkpoint(),
         fetched=generator_fetched(),
+        gguf=generator_gguf(),
         prompts=prompt_files(),
         # Few-shot examples for the completion style come from the real training split.
         examples="results/benchmarks/{benchmark}/train.jsonl",

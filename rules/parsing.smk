@@ -35,7 +35,7 @@ rule parse:
 rule verify:
     input:
         dialogues="results/generated/{benchmark}/{distribution}/dialogues.jsonl",
-        checkpoint=generator_checkpoint(),
+        checkpoint=generator_checkpoint(verify=True),
         fetched=generator_fetched(),
         examples="results/benchmarks/{benchmark}/train.jsonl",
     output:

@@ -16,7 +16,7 @@ pool = read_dialogues(sm.input.examples) if gen["prompt_style"] == "completion" 
 plan = plan_shard(sm.wildcards.benchmark, sm.wildcards.distribution, int(sm.wildcards.shard), gen, pool)
 templates = Templates.load(*sm.input.prompts)
 t0 = time.perf_counter()
-backend = make_backend(gen, sm.params.model or None)
+backend = make_backend(gen, sm.params.model or None, threads=sm.threads)
 log.info("backend %s, model %s loaded in %.1f s", backend.name, backend.model, time.perf_counter() - t0)
 totals = run_shard(plan, backend, templates, gen, sm.output[0], pool)
 log.info(
