@@ -46,7 +46,9 @@ rule pretrain:
         condition="natural|balanced|planned",
     conda:
         "../envs/training.yaml"
-    threads: 2
+    # One thread: two training jobs side by side on two cores do 1.55x the work of one job on two
+    # (scripts/bench_training.py, measured); the SLURM profile sets 8 per job.
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=240,
@@ -74,7 +76,8 @@ rule finetune:
         f"{TIMING}/finetune/{{benchmark}}_{{classifier}}_{{condition}}_seed{{seed}}.tsv"
     conda:
         "../envs/training.yaml"
-    threads: 2
+    # One thread, as pretrain.
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=240,
@@ -103,7 +106,8 @@ rule predict_synthetic:
         f"{TIMING}/predict_synthetic/{{benchmark}}_{{distribution}}_{{classifier}}_seed{{seed}}.tsv"
     conda:
         "../envs/training.yaml"
-    threads: 2
+    # One thread, as pretrain.
+    threads: 1
     resources:
         mem_mb=6000,
         runtime=60,

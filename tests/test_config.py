@@ -173,9 +173,9 @@ def test_dry_run_default_config(tmp_path):
     assert "not added (add_iemocap_if_present is false)" in out
     assert "IEMOCAP" not in out.split("Job stats")[0].split("benchmarks for this run")[1].splitlines()[0]
     assert "rule fetch_model:" not in out  # the embedded models ship in PyPI packages: nothing to fetch
+    assert "prepare_generator" not in out  # llama.cpp reads the embedded GGUF itself: no conversion
     for rule in (
         "prepare_benchmark",
-        "prepare_generator",
         "generate",
         "parse",
         "pretrain",

@@ -188,6 +188,9 @@ def own_config(tmp_path, **definition_extra) -> str:
         "classifiers": ["compm"],
         "seeds": [1],
         "generation": {
+            # The transformers backend (the paper's GPU and 4-bit path) on the converted Gemma: the
+            # workflow's other runs use the llama.cpp default.
+            "backend": "transformers",
             "dialogues": 4,
             "shards": 1,
             "batch_size": 4,

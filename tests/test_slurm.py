@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BENCH, REPO, job_blocks, seed_generator
+from conftest import BENCH, REPO, job_blocks
 from hub_server import HubStandIn, Repo
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
@@ -84,8 +84,7 @@ def sbatch_calls(out: str) -> list[str]:
     return [line.split("sbatch call: ", 1)[1] for line in out.splitlines() if "sbatch call: " in line]
 
 
-def test_workflow_on_slurm_then_fail_and_rerun_one_target(cluster, tmp_path, generator_checkpoint):
-    seed_generator(tmp_path, generator_checkpoint)
+def test_workflow_on_slurm_then_fail_and_rerun_one_target(cluster, tmp_path):
     # The plugin deletes the SLURM logs of successful jobs unless asked to keep them.
     # Generation -> parsing -> training -> statistics (the label-quality branch is left to the local test).
     first = slurm_snakemake(tmp_path, "--slurm-keep-successful-logs", "results/stats/summary.md")
@@ -198,11 +197,10 @@ def test_paper_profile_dry_run_fetches_models_before_the_gpu_jobs(cluster, paper
     assert len(gpu_jobs) > 200 and all(any(f in inputs for f in fetches) for _, inputs in gpu_jobs)
 
 
-def test_gpu_jobs_reach_sbatch_with_gpus_and_cpu_jobs_without(cluster, tmp_path, generator_checkpoint):
+def test_gpu_jobs_reach_sbatch_with_gpus_and_cpu_jobs_without(cluster, tmp_path):
     """The real profile's resources, as sbatch receives them: the generation job asks for `--gpus=1`
     (the test cluster has no GPU, so sbatch refuses it, which the run reports), the benchmark job
     before it for none."""
-    seed_generator(tmp_path, generator_checkpoint)
     target = "results/generated/MELD/natural/raw/shard0.jsonl"
     proc = slurm_snakemake(tmp_path, target, test_resources=False, timeout=600)
     out = proc.stdout + proc.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import BENCH, REPO, TINY, seed_generator, snakemake
+from conftest import BENCH, REPO, TINY, snakemake
 from openai_server import Server
 
 from ercsynth.dialogues import read_dialogues
@@ -81,7 +81,7 @@ def kill(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, generator_checkpoint) -> Path:
+def tiny_run(tmp_path_factory) -> Path:
     """One complete tiny run of the real workflow; the rerun tests dry-run against it.
 
     ERCSYNTH_TINY_RUN=<folder of a finished tiny run> copies that one instead (for development:
@@ -91,7 +91,6 @@ def tiny_run(tmp_path_factory, generator_checkpoint) -> Path:
     if os.environ.get("ERCSYNTH_TINY_RUN"):
         shutil.copytree(os.environ["ERCSYNTH_TINY_RUN"], work, dirs_exist_ok=True, symlinks=True)
         return work
-    seed_generator(work, generator_checkpoint)
     # Prompt files in the working folder take precedence over the workflow's: the same input paths
     # for the repository's Snakefile and for the edited copy below.
     shutil.copytree(REPO / "prompts", work / "prompts")
@@ -311,8 +310,7 @@ def test_changed_module_reruns_the_rules_that_use_it(tiny_run, workflow_copy, mo
         path.write_text(original)
 
 
-def test_killed_generation_resumes_without_redoing_attempts(tmp_path, generator_checkpoint):
-    seed_generator(tmp_path, generator_checkpoint)
+def test_killed_generation_resumes_without_redoing_attempts(tmp_path):
     cfg = overlay(tmp_path, generation={"dialogues": 4, "shards": 1, "batch_size": 1, "max_new_tokens": 48})
     target = "results/generated/MELD/natural/raw/shard0.jsonl"
     partial = tmp_path / (target + ".partial")
