@@ -70,16 +70,15 @@ def test_free_text_stops_at_the_next_conversation_and_keeps_the_budget(engine):
         assert not any(stop in comp.text for stop in COMPLETION_STOPS)
 
 
-def test_an_attempt_depends_on_its_own_seed_not_on_its_batch(engine):
-    """Each attempt samples from its own seeded generator: the same text alone or beside others,
-    and again on a second call (a rerun of one shard gives the same dataset)."""
+def test_the_same_call_gives_the_same_text_and_each_attempt_follows_its_own_seed(engine):
+    """Each attempt samples from its own seeded generator: a rerun of a shard gives the same dataset,
+    and another seed another text. (Beside other attempts, llama.cpp's batched kernels change the
+    logits in the last bits, so an attempt alone can differ: README, Generation.)"""
     params = DecodingParams(40, 0.8, 0.95)
     together = engine.generate(PROMPTS, params, [5, 6, 7])
-    alone = engine.generate(PROMPTS[1:2], params, [6])
-    assert alone[0].text == together[1].text
     assert [c.text for c in engine.generate(PROMPTS, params, [5, 6, 7])] == [c.text for c in together]
-    other_seed = engine.generate(PROMPTS[1:2], params, [99])
-    assert other_seed[0].text != alone[0].text
+    other_seed = engine.generate(PROMPTS, params, [5, 99, 7])
+    assert other_seed[1].text != together[1].text
 
 
 def test_a_prompt_longer_than_the_context_is_a_counted_error_not_a_crash(engine):
