@@ -360,12 +360,11 @@ def make_backend(gen_cfg: dict, model_path: str | None = None, threads: int | No
     """Build the configured backend; `model_path` overrides the model (e.g. a converted checkpoint);
     `threads`: the CPU threads the job was given (llamacpp)."""
     if gen_cfg["backend"] == "llamacpp":
-        from ercsynth.embedded import embedded_gguf, embedded_model_names
+        from ercsynth.embedded import gguf_file
         from ercsynth.llamacpp import LlamaCppBackend
 
         c = gen_cfg["llamacpp"]
-        gguf = model_path or (embedded_gguf(c["model"]) if c["model"] in embedded_model_names() else c["model"])
-        return LlamaCppBackend(gguf, c["parallel"], threads, c["context"], model_name=c["model"])
+        return LlamaCppBackend(model_path or gguf_file(c["model"]), c["parallel"], threads, c["context"], c["model"])
     if gen_cfg["backend"] == "openai":
         o = gen_cfg["openai"]
         return OpenAIBackend(

@@ -39,6 +39,11 @@ def embedded_gguf(name: str) -> Path:
     return Path(spec.origin).parent / model.filename
 
 
+def gguf_file(model: str) -> Path:
+    """The GGUF file of `model`: an embedded model's name, or the path of a .gguf file."""
+    return embedded_gguf(model) if model in EMBEDDED else Path(model)
+
+
 def convert_embedded(name: str, out_dir: str | Path) -> Path:
     """Dequantize the GGUF once into a plain checkpoint: reloads in seconds instead of ~50 s.
 

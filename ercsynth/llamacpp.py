@@ -28,6 +28,8 @@ from ercsynth.prompts import Prompt
 log = logging.getLogger(__name__)
 # Shorter common prompt starts are read per attempt: not worth a sequence of their own.
 MIN_SHARED_PREFIX = 16
+# Tokens one llama_decode takes (a prompt is read in chunks of this many).
+BATCH_TOKENS = 512
 # generate()'s top-k in the transformers backend (the model's generation config, 50 unless it says
 # otherwise): the same here, so the two backends sample alike.
 TOP_K = 50
@@ -85,7 +87,7 @@ class LlamaCppBackend:
         # One more sequence than slots: it holds the prompts' common prefix, read once per call.
         self._prefix_seq = self.parallel
         cparams.n_ctx = context * (self.parallel + 1)
-        cparams.n_batch = cparams.n_ubatch = 512
+        cparams.n_batch = cparams.n_ubatch = BATCH_TOKENS
         cparams.n_seq_max = self.parallel + 1
         cparams.n_threads = cparams.n_threads_batch = threads
         cparams.no_perf = True
@@ -99,7 +101,7 @@ class LlamaCppBackend:
         if not self._ctx:
             raise BackendUnavailable(f"llama.cpp cannot create a context of {cparams.n_ctx} tokens for {gguf}")
         self._memory = lc.llama_get_memory(self._ctx)
-        self._batch = lc.llama_batch_init(max(512, self.parallel), 0, 1)
+        self._batch = lc.llama_batch_init(max(BATCH_TOKENS, self.parallel), 0, 1)
         self.eos = lc.llama_vocab_eos(self.vocab)
         self._pieces: list[bytes] | None = None
         self._table = None
@@ -186,8 +188,8 @@ class LlamaCppBackend:
 
     def _read(self, tokens: list[int], start: int, seq: int, logits_last: bool) -> int:
         """Decode `tokens` at positions start.. into sequence `seq`, in chunks of the batch size."""
-        for offset in range(0, len(tokens), 512):
-            chunk = tokens[offset : offset + 512]
+        for offset in range(0, len(tokens), BATCH_TOKENS):
+            chunk = tokens[offset : offset + BATCH_TOKENS]
             last = offset + len(chunk) == len(tokens)
             entries = [
                 (t, start + offset + j, seq, logits_last and last and j == len(chunk) - 1) for j, t in enumerate(chunk)

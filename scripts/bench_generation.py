@@ -35,7 +35,7 @@ import yaml  # noqa: E402
 
 from ercsynth.backends import COMPLETION_STOPS, DecodingParams, TransformersBackend  # noqa: E402
 from ercsynth.benchmarks import load_split  # noqa: E402
-from ercsynth.embedded import convert_embedded, embedded_gguf, embedded_model_names  # noqa: E402
+from ercsynth.embedded import convert_embedded, embedded_model_names, gguf_file  # noqa: E402
 from ercsynth.generation import plan_shard, run_shard  # noqa: E402
 from ercsynth.labels import Vocabulary  # noqa: E402
 from ercsynth.llamacpp import TOP_K, LlamaCppBackend  # noqa: E402
@@ -88,7 +88,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.engine == "llamacpp":
             t0 = time.perf_counter()
-            gguf = embedded_gguf(args.model) if args.model in embedded_model_names() else Path(args.model)
+            gguf = gguf_file(args.model)
             backend = LlamaCppBackend(gguf, gen["llamacpp"]["parallel"], args.threads, gen["llamacpp"]["context"])
             print(f"loaded {gguf.name} in {time.perf_counter() - t0:.1f} s, {backend.parallel} parallel sequences")
             backend.generate(prompts[:2], DecodingParams(4, params.temperature, params.top_p), seeds[:2])  # warm-up
