@@ -330,15 +330,19 @@ def load_file(
     """One file in one of the FORMATS, read with `vocab` (a Vocabulary or a built-in's name)."""
     vocab = Vocabulary.of(vocab) if isinstance(vocab, str) else vocab
     path = Path(path)
-    if fmt == "csv":
-        return load_csv(path, vocab, columns or {})
-    if fmt == "tsv":
-        return load_tsv(path, vocab)
-    if fmt == "jsonl":
-        return load_jsonl(path, vocab)
-    if fmt == "emorynlp_json":
-        return load_emory_json(path, vocab)
-    raise ValueError(f"unknown benchmark file format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    readers = {
+        "csv": lambda: load_csv(path, vocab, columns or {}),
+        "tsv": lambda: load_tsv(path, vocab),
+        "jsonl": lambda: load_jsonl(path, vocab),
+        "emorynlp_json": lambda: load_emory_json(path, vocab),
+    }
+    if fmt not in readers:
+        raise ValueError(f"unknown benchmark file format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    dialogues = readers[fmt]()
+    if not dialogues:
+        # A split that loads empty would train or score on nothing and report it as a result.
+        raise BenchmarkFormatError(f"{path}: no dialogue in this {fmt} file (is it the right file, or cut short?)")
+    return dialogues
 
 
 def _label(vocab: Vocabulary, raw: Any, where: str) -> str:

@@ -23,6 +23,11 @@ def load_schema(schema_path: str | Path) -> dict:
     return yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
 
 
+def schema_enum(schema_path: str | Path, key: str) -> list[str]:
+    """The allowed items of a top-level list setting (`classifiers`): the one list of them."""
+    return list(load_schema(schema_path)["properties"][key]["items"]["enum"])
+
+
 def key_path(path: Any) -> str:
     parts: list[str] = []
     for p in path:

@@ -1,27 +1,45 @@
-"""Classification metrics of a set of predictions: weighted and macro F1, accuracy, per class, confusion."""
+"""Classification metrics of a set of predictions, computed by scikit-learn.
+
+Weighted F1, macro F1 and accuracy use scikit-learn's defaults (the labels that occur in gold or
+prediction), as the CoMPM, EmoBERTa and TODKAT code computes them; per-class scores and the
+confusion matrix cover the benchmark's full label list, so tables of different runs line up.
+Cohen's kappa is scikit-learn's too: NaN where it is undefined (both raters constant).
+"""
 
 from __future__ import annotations
 
-import numpy as np
+import math
+import warnings
+
+from sklearn.metrics import (
+    accuracy_score,
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
 
 
 def classification_metrics(gold: list[int], pred: list[int], labels: tuple[str, ...]) -> dict:
-    k = len(labels)
-    cm = np.zeros((k, k), dtype=int)
-    for g, p in zip(gold, pred, strict=True):
-        cm[g, p] += 1
-    support = cm.sum(1)
-    predicted = cm.sum(0)
-    tp = np.diag(cm)
-    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0)
-    total = support.sum()
-    present = support > 0
+    """Test scores of label indices `gold` and `pred` (0-based positions in `labels`)."""
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold labels but {len(pred)} predictions")
+    every = list(range(len(labels)))
+    if not gold:
+        zeros = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+        return {
+            "weighted_f1": 0.0,
+            "macro_f1": 0.0,
+            "accuracy": 0.0,
+            "labels": list(labels),
+            "per_class": {name: dict(zeros) for name in labels},
+            "confusion_matrix": [[0] * len(labels) for _ in labels],
+        }
+    precision, recall, f1, support = precision_recall_fscore_support(gold, pred, labels=every, zero_division=0)
     return {
-        "weighted_f1": float((f1 * support).sum() / total) if total else 0.0,
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-        "accuracy": float(tp.sum() / total) if total else 0.0,
+        "weighted_f1": float(f1_score(gold, pred, average="weighted", zero_division=0)),
+        "macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(gold, pred)),
         "labels": list(labels),
         "per_class": {
             name: {
@@ -32,5 +50,15 @@ def classification_metrics(gold: list[int], pred: list[int], labels: tuple[str, 
             }
             for i, name in enumerate(labels)
         },
-        "confusion_matrix": cm.tolist(),
+        "confusion_matrix": confusion_matrix(gold, pred, labels=every).tolist(),
     }
+
+
+def cohen_kappa(a: list[str], b: list[str]) -> float:
+    """scikit-learn's Cohen's kappa; NaN for no items, or where chance agreement is total."""
+    if not a:
+        return math.nan
+    with warnings.catch_warnings():
+        # Both raters constant: 0/0, which scikit-learn returns as NaN, with warnings we do not need.
+        warnings.simplefilter("ignore")
+        return float(cohen_kappa_score(a, b))

@@ -7,6 +7,7 @@ dialogue or as one counted rejection reason.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -177,6 +178,29 @@ class ParseReport:
         out = dict(self.__dict__)
         out["valid_yield"] = round(self.valid / self.attempted, 4) if self.attempted else 0.0
         return out
+
+
+class TooFewValid(ValueError):
+    """A synthetic dataset too small to pre-train on: the workflow stops before any training."""
+
+
+def check_yield(report: dict, min_valid: float, dataset: str) -> dict:
+    """The hard stop between parsing and training: at least `min_valid` of the attempts (a share,
+    and never fewer than one dialogue) must have parsed into valid dialogues. Returns what passed;
+    raises TooFewValid naming the dataset, the counts and the most frequent rejections."""
+    attempted, valid = int(report["attempted"]), int(report["valid"])
+    needed = max(1, math.ceil(min_valid * attempted))
+    if valid >= needed:
+        return {"dataset": dataset, "attempted": attempted, "valid": valid, "needed": needed, "min_valid": min_valid}
+    top = Counter({r: n for r, n in report["rejected"].items() if n}).most_common(3)
+    reasons = ", ".join(f"{reason} {n}" for reason, n in top) or "none recorded"
+    raise TooFewValid(
+        f"synthetic dataset {dataset}: {valid} of {attempted} generation attempts are valid dialogues, "
+        f"fewer than the {needed} that config key 'generation.min_valid' ({min_valid}) asks for; "
+        f"most frequent rejections: {reasons}. Nothing was trained on it. Raise generation.dialogues or "
+        "generation.max_new_tokens, turn on generation.constrained for this distribution, or lower "
+        "generation.min_valid to train on what there is (its parse_report.json has every count)."
+    )
 
 
 def parse_records(

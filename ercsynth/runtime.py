@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import fcntl
 import hashlib
 import logging
@@ -9,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -38,17 +40,95 @@ def set_threads(threads: int) -> None:
 
 
 # --------------------------------------------------------------------------- code fingerprints
-def code_fingerprint(*modules: str) -> str:
-    """A short hash of package source files (paths relative to the package, e.g. 'models/compm.py').
+PACKAGE = PACKAGE_DIR.name
 
-    Rules pass it in `params:`, so Snakemake reruns exactly the jobs whose code changed.
+
+def _module_file(name: str, package_dir: Path) -> Path | None:
+    """The source file of a module of the package (`ercsynth.models.compm`), or None."""
+    parts = name.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = package_dir.joinpath(*parts[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _package_name(path: Path, package_dir: Path) -> str:
+    rel = path.relative_to(package_dir.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path, package_dir: Path) -> set[str]:
+    """Every module name an `import` in this file may load, at any depth (local imports inside
+    functions too), with the packages whose `__init__` each import runs."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    here = _package_name(path, package_dir) if path.is_relative_to(package_dir) else ""
+    is_package = path.name == "__init__.py"
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolved against this module's package
+                anchor = here.split(".") if is_package else here.split(".")[:-1]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                module = ".".join(anchor + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            names.add(module)
+            # `from ercsynth.models import compm` imports a submodule; `... import CoMPM` a name.
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    out = set()
+    for name in names:
+        parts = name.split(".")
+        out.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return out
+
+
+def code_closure(script: str | Path, exclude: Iterable[str] = ()) -> list[Path]:
+    """The files a workflow script runs: itself, the helper modules beside it (`_job.py`) and every
+    package module reached through imports, transitively. Modules in `exclude` are not followed
+    (a CoMPM job is not rerun by an edit to TODKAT). The package is the one beside the script's
+    folder (the workflow's own copy), else this one."""
+    script = Path(script).resolve()
+    package_dir = script.parent.parent / PACKAGE
+    package_dir = package_dir if package_dir.is_dir() else PACKAGE_DIR
+    skip = set(exclude)
+    seen: dict[Path, None] = {}
+    todo = [script]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen[path] = None
+        for name in _imports(path, package_dir):
+            if name in skip:
+                continue
+            found = _module_file(name, package_dir)
+            if found is None and path.parent == script.parent and "." not in name:
+                sibling = script.parent / f"{name}.py"  # a helper beside the script, such as _job.py
+                found = sibling if sibling.is_file() else None
+            if found is not None and found not in seen:
+                todo.append(found)
+    return sorted(seen)
+
+
+def code_fingerprint(script: str | Path, exclude: Iterable[str] = ()) -> str:
+    """A short hash of the content of every file a workflow script runs (`code_closure`).
+
+    Rules pass it in `params:`, so Snakemake reruns exactly the jobs whose code changed; the list
+    of files comes from the imports themselves, so it cannot drift from the code.
     """
+    root = Path(script).resolve().parent.parent
     h = hashlib.sha256()
-    for name in sorted(set(modules)):
-        path = PACKAGE_DIR / name
-        if not path.is_file():
-            raise FileNotFoundError(f"code_fingerprint: no module {path}")
-        h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in code_closure(script, exclude):
+        name = path.relative_to(root) if path.is_relative_to(root) else path.relative_to(PACKAGE_DIR.parent)
+        h.update(str(name).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 

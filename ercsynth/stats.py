@@ -15,7 +15,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from ercsynth.labels import Vocabulary, vocabulary
-from ercsynth.metrics import classification_metrics
+from ercsynth.metrics import classification_metrics, cohen_kappa
 
 CONDITION_ORDER = ("baseline", "natural", "balanced", "planned")
 MIN_BLOCKS = 3  # below this the chi-square approximation of Friedman's test means nothing
@@ -166,20 +166,6 @@ def label_distribution(labels: list[str], vocab: Vocabulary) -> np.ndarray:
     counts = Counter(labels)
     v = np.array([counts.get(label, 0) for label in vocab.labels], dtype=float)
     return v / v.sum() if v.sum() else v
-
-
-def cohen_kappa(a: list[str], b: list[str]) -> float:
-    if not a:
-        return float("nan")
-    cats = sorted(set(a) | set(b))
-    idx = {c: i for i, c in enumerate(cats)}
-    m = np.zeros((len(cats), len(cats)))
-    for x, y in zip(a, b, strict=True):
-        m[idx[x], idx[y]] += 1
-    n = m.sum()
-    po = np.trace(m) / n
-    pe = (m.sum(0) * m.sum(1)).sum() / n**2
-    return float((po - pe) / (1 - pe)) if pe < 1 else 1.0
 
 
 def label_quality_row(

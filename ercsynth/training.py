@@ -417,7 +417,7 @@ class Trainer:
             )
         best = self.state_dir / "best.pt"
         if dev is not None and best.exists():
-            self.model.load_state_dict(torch.load(best, map_location="cpu"))
+            self.model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))
         return self._summary(history, best_f1, seen, seconds)
 
     def discard_state(self) -> None:

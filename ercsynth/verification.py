@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from ercsynth.dialogues import Dialogue, Utterance
 from ercsynth.labels import Vocabulary
+from ercsynth.metrics import cohen_kappa
 from ercsynth.prompts import HEADER, render_example
-from ercsynth.stats import cohen_kappa
 
 INTRO = (
     "The following are everyday conversations. Each line is one utterance, written as: "

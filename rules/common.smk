@@ -1,6 +1,7 @@
 # Helpers shared by every rule file, the config validation that runs before any job, and the
 # settings each rule passes to its job through params (so a changed setting reruns exactly the
 # jobs it affects, and a changed package module reruns the rules that use it).
+import functools
 import re
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from ercsynth.benchmarks import (  # noqa: E402
     all_definitions,
     load_file,
 )
-from ercsynth.config import ConfigError, check_config  # noqa: E402
+from ercsynth.config import ConfigError, check_config, schema_enum  # noqa: E402
 from ercsynth.embedded import embedded_model_names  # noqa: E402
 from ercsynth.hub import MARKER, MODELS_DIR, hub_model, hub_models, local_path  # noqa: E402
 from ercsynth.runtime import code_fingerprint, count_gpus, export_local_gpus  # noqa: E402
@@ -121,6 +122,7 @@ DOWNLOADABLE = "|".join(re.escape(b) for b, d in DEFINITIONS.items() if d.downlo
 BENCHMARKS = _select_benchmarks()
 DISTRIBUTIONS = list(config["distributions"])
 CLASSIFIERS = list(config["classifiers"])
+ALL_CLASSIFIERS = schema_enum(SCHEMA, "classifiers")  # each has its module ercsynth/models/<name>.py
 SEEDS = list(config["seeds"])
 CONDITIONS = ["baseline"] + DISTRIBUTIONS
 TRAIN = config["training"]
@@ -139,30 +141,28 @@ wildcard_constraints:
     condition="baseline|natural|balanced|planned",
     split="train|dev|test",
     source="train|dev|test|natural|balanced|planned",
-    classifier="compm|emoberta|todkat",
+    classifier="|".join(ALL_CLASSIFIERS),
     seed=r"\d+",
     shard=r"\d+",
 
 
-# --------------------------------------------------------------------------- code each stage runs
-CODE = {
-    "data": code_fingerprint("benchmarks.py", "labels.py", "dialogues.py"),
-    "generator": code_fingerprint("embedded.py"),
-    "generation": code_fingerprint(
-        "backends.py", "llamacpp.py", "constraints.py", "generation.py", "prompts.py", "labels.py", "dialogues.py"
-    ),
-    "parsing": code_fingerprint("parsing.py", "labels.py", "dialogues.py"),
-    "verify": code_fingerprint("verification.py", "backends.py", "prompts.py", "stats.py", "labels.py", "dialogues.py"),
-    "knowledge": code_fingerprint("models/knowledge.py", "dialogues.py"),
-    "stats": code_fingerprint("stats.py", "metrics.py", "plots.py", "labels.py", "dialogues.py"),
-}
+# --------------------------------------------------------------------------- code each job runs
+# A rule's `code` param hashes every file its script runs, found by following the script's imports
+# (ercsynth.runtime.code_closure): editing a module reruns exactly the jobs that import it. The
+# download rules have none on purpose: a code edit never re-downloads (checksums guard the files).
+SCRIPTS = Path(workflow.basedir) / "workflow_scripts"
 
 
-def classifier_code(w):
-    """Editing CoMPM reruns CoMPM's jobs, not EmoBERTa's."""
-    shared = ["models/__init__.py", "models/base.py", "training.py", "metrics.py", "labels.py", "dialogues.py"]
-    own = [f"models/{w.classifier}.py"] + (["models/knowledge.py"] if w.classifier == "todkat" else [])
-    return code_fingerprint(*shared, *own)
+@functools.cache
+def script_code(script, classifier=None):
+    """The code fingerprint of a workflow script; a classifier's jobs skip the other classifiers'
+    modules, so editing CoMPM reruns CoMPM's jobs, not EmoBERTa's."""
+    others = [f"ercsynth.models.{name}" for name in ALL_CLASSIFIERS if name != classifier] if classifier else []
+    return code_fingerprint(SCRIPTS / script, others)
+
+
+def classifier_code(script):
+    return lambda w: script_code(script, w.classifier)
 
 
 # --------------------------------------------------------------------------- settings per job
@@ -180,7 +180,7 @@ def generation_settings(w):
     gen = benchmark_generation(w.benchmark)
     unused = {"llamacpp", "transformers", "openai"} - {GEN["backend"]}
     # Passed below for this distribution only, or not a generation job's business (verify has its own rule).
-    own = ("per_benchmark", "natural_topics", "constrained", "planned", "verify")
+    own = ("per_benchmark", "natural_topics", "constrained", "planned", "verify", "min_valid")
     settings = {k: v for k, v in gen.items() if k not in (*PARSE_ONLY, *own, *unused)}
     if w.distribution == "natural":
         settings["topics"] = gen["natural_topics"]  # neutral topics: the labels are the model's own
@@ -324,9 +324,17 @@ def knowledge_files(w, sources):
     return [f"results/knowledge/{w.benchmark}/{s}.jsonl" for s in sources]
 
 
+def accepted(w):
+    """Every synthetic dataset of the benchmark passed the hard stop. ancient(): a rerun of parsing
+    does not rerun the baseline, which only waits for the check."""
+    return [ancient(f"results/generated/{w.benchmark}/{d}/accepted.json") for d in DISTRIBUTIONS]
+
+
 def finetune_inputs(w):
-    """The real splits, pretrained.pt unless baseline, and TODKAT's COMET knowledge of the splits."""
+    """The real splits, pretrained.pt unless baseline, TODKAT's COMET knowledge of the splits, and
+    the hard stop on the benchmark's synthetic datasets (nothing is trained before they pass)."""
     inputs = {split: f"results/benchmarks/{w.benchmark}/{split}.jsonl" for split in SPLITS}
+    inputs["accepted"] = accepted(w)
     inputs["init"] = [] if w.condition == "baseline" else [f"{model_dir(w)}/pretrained.pt"]
     inputs["knowledge"] = knowledge_files(w, SPLITS)
     inputs["encoder"] = fetched(TRAIN["encoder"])

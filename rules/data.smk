@@ -35,6 +35,6 @@ rule prepare_benchmark:
         runtime=10,
     params:
         reading=benchmark_reading,
-        code=CODE["data"],
+        code=script_code("prepare_benchmark.py"),
     script:
         "../workflow_scripts/prepare_benchmark.py"

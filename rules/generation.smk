@@ -13,7 +13,7 @@ rule prepare_generator:
         mem_mb=6000,
         runtime=30,
     params:
-        code=CODE["generator"],
+        code=script_code("prepare_generator.py"),
     script:
         "../workflow_scripts/prepare_generator.py"
 
@@ -42,6 +42,6 @@ rule generate:
     params:
         settings=generation_settings,
         model=generator_path,
-        code=CODE["generation"],
+        code=script_code("generate.py"),
     script:
         "../workflow_scripts/generate.py"

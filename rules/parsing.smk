@@ -25,13 +25,34 @@ rule parse:
         max_output_chars=lambda w: parse_settings(w)["max_output_chars"],
         labels=labels_of,
         licence=lambda w: DEFINITIONS[w.benchmark].licence,
-        code=CODE["parsing"],
+        code=script_code("parse.py"),
     script:
         "../workflow_scripts/parse.py"
 
 
 # Label verification (optional, generation.verify): the generator re-labels every synthetic
 # utterance; agreement table per dataset, and the dialogues that pre-training reads (keep: all|agree).
+# The hard stop: a dataset with too few valid dialogues fails here, before any model is trained
+# (every training job of its benchmark waits for this file); parse_report.json is kept to read.
+rule accept_synthetic:
+    input:
+        report="results/generated/{benchmark}/{distribution}/parse_report.json",
+    output:
+        "results/generated/{benchmark}/{distribution}/accepted.json",
+    log:
+        f"{LOGS}/accept_synthetic/{{benchmark}}_{{distribution}}.log",
+    conda:
+        "../envs/data.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        min_valid=GEN["min_valid"],
+        code=script_code("accept_synthetic.py"),
+    script:
+        "../workflow_scripts/accept_synthetic.py"
+
+
 rule verify:
     input:
         dialogues="results/generated/{benchmark}/{distribution}/dialogues.jsonl",
@@ -56,7 +77,7 @@ rule verify:
     params:
         settings=verify_settings,
         model=generator_path,
-        code=CODE["verify"],
+        code=script_code("verify.py"),
     script:
         "../workflow_scripts/verify.py"
 
@@ -80,5 +101,6 @@ rule verification_table:
     params:
         benchmarks=BENCHMARKS,
         distributions=DISTRIBUTIONS,
+        code=script_code("verification_table.py"),
     script:
         "../workflow_scripts/verification_table.py"

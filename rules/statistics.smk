@@ -28,7 +28,7 @@ rule aggregate:
         mem_mb=2000,
         runtime=10,
     params:
-        code=CODE["stats"],
+        code=script_code("aggregate.py"),
     script:
         "../workflow_scripts/aggregate.py"
 
@@ -85,6 +85,6 @@ rule label_quality:
         classifiers=CLASSIFIERS,
         seed=SEEDS[0],
         labels={b: list(DEFINITIONS[b].labels) for b in BENCHMARKS},
-        code=CODE["stats"],
+        code=script_code("label_quality.py"),
     script:
         "../workflow_scripts/label_quality.py"

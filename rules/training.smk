@@ -26,7 +26,7 @@ rule knowledge:
         batch_size=TRAIN["todkat"]["comet_batch_size"],
         # Real splits: the same subset as training reads; synthetic sets: all (label quality reads all).
         cap=lambda w: TRAIN["max_dialogues"][w.source] if w.source in SPLITS else None,
-        code=CODE["knowledge"],
+        code=script_code("knowledge.py"),
     script:
         "../workflow_scripts/knowledge.py"
 
@@ -34,6 +34,7 @@ rule knowledge:
 rule pretrain:
     input:
         synthetic=synthetic_dialogues,
+        accepted=accepted,
         knowledge=lambda w: knowledge_files(w, [w.condition]),
         encoder=fetched(TRAIN["encoder"]),
     output:
@@ -58,7 +59,7 @@ rule pretrain:
         optim=optim_settings,
         epochs=TRAIN["pretrain_epochs"],
         cap=TRAIN["max_dialogues"]["synthetic"],
-        code=classifier_code,
+        code=classifier_code("pretrain.py"),
     script:
         "../workflow_scripts/pretrain.py"
 
@@ -87,7 +88,7 @@ rule finetune:
         optim=optim_settings,
         epochs=TRAIN["epochs"],
         caps=real_caps,
-        code=classifier_code,
+        code=classifier_code("finetune.py"),
     script:
         "../workflow_scripts/finetune.py"
 
@@ -117,6 +118,6 @@ rule predict_synthetic:
         batch_utterances=TRAIN["batch_utterances"],
         max_tokens_per_step=TRAIN["max_tokens_per_step"],
         precision=TRAIN["precision"],
-        code=classifier_code,
+        code=classifier_code("predict_synthetic.py"),
     script:
         "../workflow_scripts/predict_synthetic.py"

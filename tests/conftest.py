@@ -20,6 +20,24 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+# --------------------------------------------------------------------------- the two lanes
+# `pytest -m "not workflow"` is the fast lane: no test in it may start Snakemake or a model server.
+# The guard below makes a test that does so without the mark fail, so the lanes cannot drift.
+_LANE = {"workflow": False}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # Before any fixture: a session fixture that runs Snakemake runs in its first test's lane.
+    _LANE["workflow"] = item.get_closest_marker("workflow") is not None
+
+
+def require_workflow_mark(what: str) -> None:
+    """Called where a test starts Snakemake or a server: its test must be marked `workflow`."""
+    if not _LANE["workflow"]:
+        raise AssertionError(f"this test starts {what}: mark it @pytest.mark.workflow (the slow lane)")
+
+
 def snakemake(
     workdir: Path,
     *args: str,
@@ -36,6 +54,7 @@ def snakemake(
 
     The environment is this process's (or `base_env`, to leave variables out) updated with `env`.
     """
+    require_workflow_mark("Snakemake")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir), "--cores", "2", *args]
     if configfile is not None:
         cmd += ["--configfile", str(configfile)]
@@ -52,6 +71,17 @@ def snakemake(
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
+
+
+def copy_workflow(dest: Path) -> Path:
+    """The workflow's files, copied with their timestamps, so that a test can edit a module."""
+    for name in ("Snakefile", "config.yaml", "rules", "ercsynth", "workflow_scripts", "prompts"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, copy_function=shutil.copy2, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
 
 
 def has_iemocap() -> bool:

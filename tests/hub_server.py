@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from conftest import require_workflow_mark
+
 
 @dataclass
 class Repo:
@@ -46,6 +48,7 @@ class HubStandIn:
     requests: list[tuple[str, str]] = field(default_factory=list)
 
     def start(self) -> str:
+        require_workflow_mark("the hub stand-in")
         hub = self
 
         class Handler(BaseHTTPRequestHandler):

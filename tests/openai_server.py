@@ -7,6 +7,8 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from conftest import require_workflow_mark
+
 DIALOGUE = "Ann | Hi there! | 2\nBo | Oh no. | 4\nAnn | Come on. | 1\nBo | Fine. | 1\n"
 
 
@@ -53,6 +55,7 @@ class Server:
     """A minimal OpenAI-compatible server whose behaviour the test controls."""
 
     def __init__(self) -> None:
+        require_workflow_mark("the OpenAI-compatible test server")
         self.mode = "ok"
         self.failures_left = 0
         self.release = threading.Event()  # mode "hang": requests wait for it (the test sets it)

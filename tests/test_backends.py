@@ -60,6 +60,7 @@ def server():
     s.close()
 
 
+@pytest.mark.workflow
 def test_openai_chat_and_completion(server, monkeypatch):
     monkeypatch.setenv("ERC_KEY", "sekrit")
     backend = OpenAIBackend(server.url, "test-model", api_key_env="ERC_KEY", concurrency=3)
@@ -79,6 +80,7 @@ def test_openai_chat_and_completion(server, monkeypatch):
     }  # every request carries its attempt's seed
 
 
+@pytest.mark.workflow
 def test_openai_retries_with_backoff(server):
     server.failures_left = 2
     backend = OpenAIBackend(server.url, "m", retries=3, backoff_s=0.05)
@@ -86,6 +88,7 @@ def test_openai_retries_with_backoff(server):
     assert out.error is None and len(server.requests) == 3
 
 
+@pytest.mark.workflow
 def test_openai_gives_up_after_retries_and_records_the_error(server):
     server.failures_left = 10
     backend = OpenAIBackend(server.url, "m", retries=2, backoff_s=0.01)
@@ -113,6 +116,7 @@ def finishes(call, limit_s: float = 60.0):
     return result
 
 
+@pytest.mark.workflow
 def test_openai_timeout_is_an_error_not_a_hang(server):
     server.mode = "hang"  # the server holds every request until the test releases it
     backend = OpenAIBackend(server.url, "m", timeout_s=0.3, retries=1, backoff_s=0.01)
@@ -121,6 +125,7 @@ def test_openai_timeout_is_an_error_not_a_hang(server):
     assert len(server.requests) == 2  # the first try and one retry, both abandoned
 
 
+@pytest.mark.workflow
 def test_openai_bad_bytes_and_garbage_are_rejected_not_crashes(server):
     v = Vocabulary.of("MELD")
     server.mode = "bytes"
@@ -162,6 +167,7 @@ def test_a_tokenizer_without_pad_token_pads_with_eos(tiny_llama, tmp_path):
     ]  # the padding is not counted as prompt
 
 
+@pytest.mark.workflow
 def test_the_test_server_speaks_the_protocol(server):
     """Routes by path (404 elsewhere) and answers 400 to payloads a real server rejects."""
     import json

@@ -117,6 +117,7 @@ def test_the_readme_shows_overrides():
     assert "seeds=[1,2,3]" in flat and any(e.startswith("training=") for e in flat)
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("entries", readme_overrides(), ids=lambda e: " ".join(e) or "benchmarks_dir")
 def test_every_readme_override_runs(tmp_path, entries):
     proc = snakemake(tmp_path, "-n", configfile=None, extra_config=entries)
@@ -132,6 +133,7 @@ def test_missing_key():
         check_config(cfg, SCHEMA)
 
 
+@pytest.mark.workflow
 def test_snakemake_stops_before_any_job_on_a_bad_config(tmp_path):
     proc = snakemake(tmp_path, "-n", check=False, configfile=None)  # valid: proves the next one fails for its value
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -141,6 +143,7 @@ def test_snakemake_stops_before_any_job_on_a_bad_config(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.workflow
 def test_iemocap_missing_is_a_clear_error(tmp_path):
     (tmp_path / "bench" / "MELD").mkdir(parents=True)
     for split in ("train", "dev", "test"):
@@ -161,12 +164,14 @@ def test_iemocap_missing_is_a_clear_error(tmp_path):
     assert "iemocap_train.txt" in out
 
 
+@pytest.mark.workflow
 def test_iemocap_added_at_start_up_when_present(tmp_path, iemocap):
     proc = snakemake(tmp_path, "-n", configfile=None, extra_config=["add_iemocap_if_present=True"])
     assert "IEMOCAP files found" in proc.stdout + proc.stderr
     assert "results/generated/IEMOCAP/balanced/dialogues.jsonl" in proc.stdout + proc.stderr
 
 
+@pytest.mark.workflow
 def test_dry_run_default_config(tmp_path):
     proc = snakemake(tmp_path, "-n", configfile=None)
     out = proc.stdout + proc.stderr
@@ -187,6 +192,7 @@ def test_dry_run_default_config(tmp_path):
         assert rule in out
 
 
+@pytest.mark.workflow
 def test_dry_run_paper_config(paper_workdir):
     """The paper graph: download rule, Vicuna (no GGUF conversion), 3 benchmarks x 5 seeds."""
     proc = snakemake(paper_workdir, "-n", configfile=REPO / "configs" / "paper.yaml", bench=None)
@@ -224,6 +230,7 @@ def test_dry_run_paper_config(paper_workdir):
 MODELS = ("lmsys--vicuna-13b-v1.5", "roberta-large", "mismayil--comet-bart-ai2")
 
 
+@pytest.mark.workflow
 def test_a_local_model_folder_removes_its_fetch(paper_workdir, tiny_roberta, tiny_llama):
     """Models that are already folders are read where they are: no fetch_model job for them."""
     local = [f"training={{encoder: {tiny_roberta}}}", f"generation={{transformers: {{model: {tiny_llama}}}}}"]
@@ -236,11 +243,13 @@ def test_a_local_model_folder_removes_its_fetch(paper_workdir, tiny_roberta, tin
     assert "resources/models/" not in inputs
 
 
+@pytest.mark.workflow
 def test_list_rules_shows_the_stages(tmp_path):
     out = snakemake(tmp_path, "--list-rules", configfile=None).stdout.split()
     assert {"knowledge", "pretrain", "finetune", "generate", "parse", "aggregate"} <= set(out)
 
 
+@pytest.mark.workflow
 def test_workflow_lints_clean_and_is_formatted(tmp_path):
     proc = snakemake(tmp_path, "--lint", configfile=None)
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr

@@ -70,6 +70,18 @@ def test_planned_labels_follow_the_asked_distribution():
         planned_labels(turns, V.labels, {"seed": 1, "planned": {"target_distribution": {"happy": 1}}}, "MELD")
 
 
+def test_the_plan_of_a_seed_is_pinned_and_mixes_labels_within_each_attempt():
+    """The dataset-wide pool is shuffled: each attempt gets a mix, not a block of one label. The
+    exact plan of seed 13 is pinned, so a change to the shuffle is a deliberate one."""
+    plans = planned_labels([4, 5, 4], V.labels, {"seed": 13, "planned": {"target_distribution": None}}, "MELD")
+    assert plans == [
+        ("surprise", "anger", "sadness", "disgust"),
+        ("neutral", "disgust", "surprise", "joy", "sadness"),
+        ("neutral", "joy", "anger", "fear"),
+    ]
+    assert all(len(set(p)) > 1 for p in plans)
+
+
 def test_every_shard_takes_its_slice_of_one_plan():
     gen = {
         "dialogues": 9,
@@ -113,6 +125,7 @@ def test_a_random_model_writes_only_the_format(tiny_llama):
     assert parse_completion("Ann |" + free[0].text, V, "d", min_utterances=1).reason is not None
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize(("guided", "field"), [("vllm", "guided_regex"), ("llamacpp", "grammar"), ("none", None)])
 def test_the_openai_backend_sends_the_servers_guided_decoding_field(server, guided, field):  # noqa: F811
     backend = OpenAIBackend(server.url, "m", guided=guided)

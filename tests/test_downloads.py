@@ -17,6 +17,8 @@ from test_own_benchmark import definition, write_corpus
 from ercsynth.benchmarks import load_split
 from ercsynth.dialogues import read_dialogues
 
+pytestmark = pytest.mark.workflow  # every test starts Snakemake against a local HTTP server
+
 
 class Quiet(SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:

@@ -76,6 +76,7 @@ def test_a_model_named_twice_is_fetched_once():
 
 
 # --------------------------------------------------------------------------- the fetch itself
+@pytest.mark.workflow
 def test_fetch_through_the_real_client(hub, online, tmp_path):
     stand_in, url = hub
     marker = fetch(ENCODER, tmp_path / "m", ("training.encoder",), endpoint=url)
@@ -88,6 +89,7 @@ def test_fetch_through_the_real_client(hub, online, tmp_path):
     assert ("GET", f"/{ENCODER}/resolve/{marker['commit']}/config.json") in stand_in.requests
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize(
     ("repo", "message"),
     [
@@ -108,6 +110,7 @@ def test_fetch_errors_say_which_model_why_and_what_to_do(hub, online, tmp_path, 
     assert not (tmp_path / "m" / "fetched.json").exists()
 
 
+@pytest.mark.workflow
 def test_fetch_error_without_network(hub, online, tmp_path):
     stand_in, url = hub
     stand_in.stop()
@@ -129,9 +132,10 @@ def _env(**extra) -> dict:
     return env | extra
 
 
+@pytest.mark.workflow
 def test_fetch_model_runs_locally_then_a_job_loads_the_folder_offline(hub, tmp_path):
     stand_in, url = hub
-    settings = [f"training={{encoder: {ENCODER}}}", "classifiers=[emoberta]"]
+    settings = [f"training={{encoder: {ENCODER}}}", "classifiers=[emoberta]", "distributions=[]"]
     target = "results/models/MELD/emoberta/baseline/seed1/metrics.json"
     # The DAG: the training job depends on the fetched folder.
     blocks = job_blocks(snakemake(tmp_path, "-n", target, extra_config=settings).stdout)
@@ -153,6 +157,7 @@ def test_fetch_model_runs_locally_then_a_job_loads_the_folder_offline(hub, tmp_p
     stand_in.start()
 
 
+@pytest.mark.workflow
 def test_gated_model_fails_in_fetch_model_with_the_remedy(hub, tmp_path):
     stand_in, url = hub
     settings = ["training={encoder: ercsynth-test/gated}", "classifiers=[emoberta]"]
@@ -170,6 +175,7 @@ def test_gated_model_fails_in_fetch_model_with_the_remedy(hub, tmp_path):
     assert (tmp_path / marker).exists()
 
 
+@pytest.mark.workflow
 def test_a_value_that_is_no_folder_and_no_hub_id_stops_before_any_job(tmp_path):
     proc = snakemake(tmp_path, "-n", extra_config=["training={encoder: ./no/such/model}"], check=False)
     assert proc.returncode != 0

@@ -8,7 +8,16 @@ from conftest import BENCH
 
 from ercsynth.benchmarks import load_split
 from ercsynth.dialogues import Dialogue, Utterance
-from ercsynth.models import CoMPM, EmoBERTa, ModelSettings, all_rows, build_model
+from ercsynth.models import (
+    CoMPM,
+    EmoBERTa,
+    ModelSettings,
+    UnsafeModelFile,
+    all_rows,
+    build_model,
+    load_weights,
+    save_weights,
+)
 from ercsynth.models.knowledge import CometGenerator, KnowledgeMissing, read_knowledge, write_knowledge
 from ercsynth.training import passes
 
@@ -209,3 +218,25 @@ def test_comet_knowledge_file_feeds_todkat(tiny_roberta, tiny_bart, tmp_path):
     assert logits.shape[0] == len(texts)
     with pytest.raises(KnowledgeMissing, match="dev.jsonl"):
         model(DIALOGUES[2:3])  # utterances the file does not cover: a clear error, not a silent zero
+
+
+class _Payload:
+    """Stands for what an attacker would pickle: unpickling calls a function of their choice."""
+
+    def __reduce__(self):
+        return (print, ("code ran while loading a model file",))
+
+
+def test_model_files_round_trip_and_a_file_that_carries_code_is_refused(tiny_roberta, tmp_path, capsys):
+    model = build_model(settings(tiny_roberta, "emoberta"))
+    meta = {"benchmark": "MELD", "classifier": "emoberta", "summary": {"epochs": 1, "history": [{"loss": 0.5}]}}
+    save_weights(model, tmp_path / "model.pt", meta)
+    other = build_model(settings(tiny_roberta, "emoberta"))
+    assert load_weights(other, tmp_path / "model.pt", {"classifier": "emoberta"}) == meta
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values(), strict=True))
+
+    bad = {"state_dict": model.state_dict(), "meta": {"note": _Payload()}}
+    torch.save(bad, tmp_path / "shared.pt")
+    with pytest.raises(UnsafeModelFile, match=r"shared\.pt: refused to load: .* could run code"):
+        load_weights(other, tmp_path / "shared.pt")
+    assert "code ran" not in capsys.readouterr().out

@@ -210,6 +210,7 @@ def own_config(tmp_path, **definition_extra) -> str:
     return path
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize(
     ("break_it", "message"),
     [
@@ -221,6 +222,7 @@ def own_config(tmp_path, **definition_extra) -> str:
         ),
         ("duplicate labels", "benchmark_definitions.MyCorpus.labels': duplicate label(s) fear"),
         ("built-in name", "config key 'benchmark_definitions.IEMOCAP': IEMOCAP is a built-in benchmark"),
+        ("empty split", "benchmark_definitions.MyCorpus: {bench}/MyCorpus/dev.txt: no dialogue in this tsv file"),
     ],
 )
 def test_bad_definitions_stop_the_workflow_before_any_job(tmp_path, break_it, message):
@@ -239,6 +241,8 @@ def test_bad_definitions_stop_the_workflow_before_any_job(tmp_path, break_it, me
         lines = path.read_text().splitlines()
         lines[2] = lines[2].rsplit("\t", 1)[0] + "\tcontempt"
         path.write_text("\n".join(lines) + "\n")
+    elif break_it == "empty split":
+        (bench / "MyCorpus" / "dev.txt").write_text("")
     elif break_it == "duplicate labels":
         own["labels"][-1] = "fear"
     else:
@@ -250,7 +254,7 @@ def test_bad_definitions_stop_the_workflow_before_any_job(tmp_path, break_it, me
     assert "Job stats" not in proc.stdout + proc.stderr and not (tmp_path / "results").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.workflow
 def test_a_fourth_benchmark_runs_through_the_whole_workflow(tmp_path, generator_checkpoint):
     """Config only: exact counts, generation and parsing with the embedded model in the corpus's own
     labels, one classifier pre-trained and fine-tuned for an epoch, and the corpus in the statistics."""

@@ -7,7 +7,16 @@ from conftest import BENCH
 
 from ercsynth.benchmarks import load_tsv
 from ercsynth.labels import Vocabulary
-from ercsynth.parsing import REASONS, parse_completion, parse_records, read_raw, write_compm_tsv, write_hf_dataset
+from ercsynth.parsing import (
+    REASONS,
+    TooFewValid,
+    check_yield,
+    parse_completion,
+    parse_records,
+    read_raw,
+    write_compm_tsv,
+    write_hf_dataset,
+)
 
 V = Vocabulary.of("MELD")
 GOOD = "Ann | Hi there! | 2\nBo | Oh no, not you again. | 4\nAnn | Come on. | 1\nBo | Fine. | 1\n"
@@ -38,6 +47,10 @@ def test_valid_dialogue():
         ("Ann | caf\ufffd | 1\nBo | ok | 1", {}, "binary_or_non_utf8"),
         ("Once upon a time there was a dialogue.\nThe end.", {}, "no_parsable_lines"),
         (GOOD + "Ann | What? | 9\n", {}, "label_out_of_vocabulary"),
+        # Symbols count from 1: a 0 must not wrap around to the last label, nor a -1 to the one before.
+        (GOOD + "Ann | What? | 0\n", {}, "label_out_of_vocabulary"),
+        (GOOD + "Ann | What? | -1\n", {}, "label_out_of_vocabulary"),
+        (GOOD + "Ann | What? | 8\n", {}, "label_out_of_vocabulary"),
         (GOOD + "Ann | What? | happy\n", {}, "label_out_of_vocabulary"),
         (GOOD + " | What? | 1\n", {}, "missing_speaker_or_text"),
         (GOOD + "Ann |  | 1\n", {}, "missing_speaker_or_text"),
@@ -245,3 +258,25 @@ def test_report_gives_asked_and_achieved_distributions_and_yield_per_target():
     assert report.asked["anger"] == round(1 / 3, 4) and report.js_distance_asked_achieved > 0.3
     _, report = parse_records([balanced[0] | {"target_emotion": None}], "MELD", "natural", min_utterances=4)
     assert report.asked is None and report.yield_per_target is None and report.achieved["neutral"] == 0.5
+
+
+def test_the_hard_stop_names_dataset_counts_reasons_and_the_setting():
+    report = {"attempted": 64, "valid": 12, "rejected": {r: 0 for r in REASONS}}
+    report["rejected"] |= {"target_emotion_absent": 30, "too_short": 15, "no_parsable_lines": 5, "huge_output": 2}
+    assert check_yield(report, 0.15, "MELD/balanced") == {
+        "dataset": "MELD/balanced",
+        "attempted": 64,
+        "valid": 12,
+        "needed": 10,
+        "min_valid": 0.15,
+    }
+    with pytest.raises(TooFewValid) as err:
+        check_yield(report, 0.2, "MELD/balanced")  # needs ceil(12.8) = 13
+    message = str(err.value)
+    assert message.startswith("synthetic dataset MELD/balanced: 12 of 64 generation attempts are valid dialogues")
+    assert "fewer than the 13 that config key 'generation.min_valid' (0.2) asks for" in message
+    assert "most frequent rejections: target_emotion_absent 30, too_short 15, no_parsable_lines 5." in message
+    # Never nothing: min_valid 0 still needs one dialogue.
+    empty = {"attempted": 4, "valid": 0, "rejected": {"too_short": 4}}
+    with pytest.raises(TooFewValid, match="0 of 4 .* fewer than the 1 .*rejections: too_short 4"):
+        check_yield(empty, 0.0, "X/natural")

@@ -2,6 +2,7 @@
 script's CPU check."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -49,11 +50,73 @@ def test_each_local_gpu_job_gets_its_own_card(tmp_path):
     assert taken.stdout.split() == ["None", "5"]
 
 
-def test_code_fingerprint_follows_the_source():
-    a = runtime.code_fingerprint("stats.py", "labels.py")
-    assert a == runtime.code_fingerprint("labels.py", "stats.py") != runtime.code_fingerprint("stats.py")
-    with pytest.raises(FileNotFoundError):
-        runtime.code_fingerprint("no_such_module.py")
+@pytest.fixture
+def code_copy(tmp_path):
+    """The package and the workflow scripts, copied so that a test can edit a module."""
+    for name in ("ercsynth", "workflow_scripts"):
+        shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def closure(script, exclude=()):
+    return {str(p.relative_to(REPO)) for p in runtime.code_closure(REPO / "workflow_scripts" / script, exclude)}
+
+
+def test_code_closure_follows_the_imports_local_ones_included():
+    generate = closure("generate.py")
+    # backends.py reaches embedded.py and llamacpp.py only through imports inside functions.
+    assert {"ercsynth/embedded.py", "ercsynth/llamacpp.py", "ercsynth/constraints.py"} <= generate
+    assert {"workflow_scripts/generate.py", "workflow_scripts/_job.py", "ercsynth/runtime.py"} <= generate
+    assert "ercsynth/stats.py" not in generate and "ercsynth/plots.py" not in generate
+    verify = closure("verify.py")
+    assert {"ercsynth/constraints.py", "ercsynth/embedded.py", "ercsynth/llamacpp.py", "ercsynth/metrics.py"} <= verify
+    assert "ercsynth/plots.py" in closure("aggregate.py") and "ercsynth/plots.py" not in closure("finetune.py")
+    # A classifier's jobs leave the other classifiers' modules out.
+    compm = closure("finetune.py", ["ercsynth.models.emoberta", "ercsynth.models.todkat"])
+    assert "ercsynth/models/compm.py" in compm and "ercsynth/models/base.py" in compm
+    assert not {"ercsynth/models/emoberta.py", "ercsynth/models/todkat.py"} & compm
+
+
+def test_relative_imports_resolve_inside_the_package(tmp_path):
+    pkg = tmp_path / "ercsynth"
+    (pkg / "sub").mkdir(parents=True)
+    (tmp_path / "workflow_scripts").mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from .sub import b\n")
+    (pkg / "sub" / "__init__.py").write_text("from . import c\n")
+    (pkg / "sub" / "b.py").write_text("from ..d import x\n")
+    (pkg / "sub" / "c.py").write_text("")
+    (pkg / "d.py").write_text("x = 1\n")
+    (tmp_path / "workflow_scripts" / "job.py").write_text("def f():\n    import ercsynth.a\n")
+    found = {str(p.relative_to(tmp_path)) for p in runtime.code_closure(tmp_path / "workflow_scripts" / "job.py")}
+    assert found == {
+        "workflow_scripts/job.py",
+        "ercsynth/__init__.py",
+        "ercsynth/a.py",
+        "ercsynth/sub/__init__.py",
+        "ercsynth/sub/b.py",
+        "ercsynth/sub/c.py",
+        "ercsynth/d.py",
+    }
+
+
+def test_code_fingerprint_changes_with_the_content_of_what_a_script_runs(code_copy):
+    scripts = code_copy / "workflow_scripts"
+
+    def prints():
+        return {s: runtime.code_fingerprint(scripts / s) for s in ("generate.py", "aggregate.py", "finetune.py")}
+
+    before = prints()
+    assert before == prints()  # stable
+    embedded = code_copy / "ercsynth" / "embedded.py"
+    embedded.write_text(embedded.read_text() + "\n# an edit\n")
+    after = prints()
+    assert after["generate.py"] != before["generate.py"]
+    assert after["aggregate.py"] == before["aggregate.py"] and after["finetune.py"] == before["finetune.py"]
+    plots = code_copy / "ercsynth" / "plots.py"
+    plots.write_text(plots.read_text().replace("def ", "def  ", 1))  # same names, other content
+    again = prints()
+    assert again["aggregate.py"] != after["aggregate.py"] and again["finetune.py"] == after["finetune.py"]
 
 
 @pytest.mark.slow

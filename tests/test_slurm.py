@@ -15,7 +15,7 @@ import pytest
 from conftest import BENCH, REPO, job_blocks
 from hub_server import HubStandIn, Repo
 
-pytestmark = [pytest.mark.slow, pytest.mark.slurm]
+pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
 CONFIG = REPO / "tests" / "configs" / "tiny_slurm.yaml"
 TARGET = "results/models/MELD/emoberta/natural/seed1/pretrained.pt"

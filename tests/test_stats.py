@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from ercsynth.metrics import classification_metrics
+from ercsynth.metrics import classification_metrics, cohen_kappa
 from ercsynth.stats import (
-    cohen_kappa,
+    _blocks,
     friedman,
     friedman_report,
     label_quality_row,
@@ -15,6 +15,7 @@ from ercsynth.stats import (
     reference_check,
     results_table,
     summary_markdown,
+    wilcoxon_holm,
 )
 
 
@@ -110,6 +111,125 @@ def test_classification_metrics_match_hand_computation():
     assert m["macro_f1"] == pytest.approx((0.5 + 0.8) / 3)
     assert m["accuracy"] == pytest.approx(0.6)
     assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+
+
+def test_macro_f1_averages_labels_in_gold_or_prediction_as_scikit_learn_does():
+    # Label 2 is predicted but never gold: it counts (F1 0), so macro F1 is (2/3 + 1 + 0) / 3, not 0.833.
+    m = classification_metrics([0, 0, 1, 1], [0, 2, 1, 1], ("a", "b", "c", "d"))
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1.0 + 0.0) / 3) == pytest.approx(0.5556, abs=1e-4)
+    assert m["weighted_f1"] == pytest.approx((2 / 3 * 2 + 1.0 * 2) / 4)
+    # Per-class scores and the confusion matrix cover the whole label list, unseen 'd' included.
+    assert m["per_class"]["d"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert np.array(m["confusion_matrix"]).shape == (4, 4)
+
+
+def test_weighted_f1_is_the_support_weighted_mean_of_per_class_f1():
+    """scikit-learn's weighted F1 is the formula earlier results were computed with: the tables stay."""
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        gold, pred = rng.integers(0, 7, 60).tolist(), rng.integers(0, 7, 60).tolist()
+        m = classification_metrics(gold, pred, tuple("abcdefg"))
+        by_hand = sum(c["f1"] * c["support"] for c in m["per_class"].values()) / len(gold)
+        assert m["weighted_f1"] == pytest.approx(by_hand)
+
+
+def test_kappa_is_scikit_learns_and_undefined_where_both_raters_are_constant():
+    from sklearn.metrics import cohen_kappa_score
+
+    assert np.isnan(cohen_kappa(["a", "a", "a"], ["a", "a", "a"]))
+    assert np.isnan(cohen_kappa([], []))
+    rng = np.random.default_rng(1)
+    a, b = rng.choice(list("xyz"), 40).tolist(), rng.choice(list("xyz"), 40).tolist()
+    assert cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b))
+
+
+# --------------------------------------------------------------------------- post-hoc tests, pinned
+def test_holm_adjusted_p_values_and_flags_are_exact():
+    """Six blocks: the smallest two-sided Wilcoxon p is 2/64, significant raw but not after Holm (x3)."""
+    six = pd.DataFrame(
+        {
+            "baseline": [0.50, 0.51, 0.49, 0.52, 0.50, 0.48],
+            "natural": [0.55, 0.56, 0.54, 0.57, 0.55, 0.53],
+            "balanced": [0.52, 0.50, 0.51, 0.53, 0.49, 0.50],
+        }
+    )
+    assert wilcoxon_holm(six) == [
+        {"a": "baseline", "b": "natural", "p_value": 0.03125, "p_holm": 0.09375, "significant": False},
+        {"a": "baseline", "b": "balanced", "p_value": 0.21875, "p_holm": 0.21875, "significant": False},
+        {"a": "natural", "b": "balanced", "p_value": 0.03125, "p_holm": 0.09375, "significant": False},
+    ]
+    ten = pd.DataFrame(
+        {
+            "baseline": [0.50, 0.51, 0.49, 0.52, 0.50, 0.48, 0.47, 0.53, 0.50, 0.49],
+            "natural": [0.55, 0.56, 0.54, 0.57, 0.55, 0.53, 0.52, 0.58, 0.56, 0.54],
+            "balanced": [0.52, 0.50, 0.51, 0.53, 0.49, 0.50, 0.49, 0.55, 0.52, 0.47],
+        }
+    )
+    p_min = 2 / 2**10  # all ten differences of one sign
+    assert [(r["p_value"], r["p_holm"], r["significant"]) for r in wilcoxon_holm(ten)] == [
+        (pytest.approx(p_min), pytest.approx(3 * p_min), True),
+        (pytest.approx(0.111328125), pytest.approx(0.111328125), False),
+        (pytest.approx(p_min), pytest.approx(3 * p_min), True),
+    ]
+
+
+def test_holm_and_nemenyi_equal_statsmodels_and_scikit_posthocs_on_random_blocks():
+    import scikit_posthocs as sp
+    from statsmodels.stats.multitest import multipletests
+
+    from ercsynth.stats import nemenyi
+
+    rng = np.random.default_rng(0)
+    for n_blocks, k in ((8, 4), (12, 3), (20, 5)):
+        data = rng.random((n_blocks, k))
+        wide = pd.DataFrame(data, columns=[f"c{i}" for i in range(k)])
+        ours = wilcoxon_holm(wide)
+        expected = multipletests([r["p_value"] for r in ours], alpha=0.05, method="holm")
+        assert [r["p_holm"] for r in ours] == pytest.approx(list(expected[1]))
+        assert [r["significant"] for r in ours] == list(expected[0])
+        ranks = wide.rank(axis=1, ascending=False).mean()
+        theirs = sp.posthoc_nemenyi_friedman(data)
+        for row in nemenyi({c: float(ranks[c]) for c in wide.columns}, n_blocks):
+            i, j = int(row["a"][1:]), int(row["b"][1:])
+            assert row["p_value"] == pytest.approx(theirs.iloc[i, j], abs=1e-9)
+
+
+def test_blocks_drop_an_incomplete_block_and_average_repeats():
+    rows = [
+        ("MELD", 1, "baseline", 0.5),
+        ("MELD", 1, "natural", 0.6),
+        ("MELD", 2, "baseline", 0.4),
+        ("MELD", 2, "natural", 0.45),
+        ("MELD", 2, "natural", 0.55),  # a repeated run: averaged
+        ("MELD", 3, "baseline", 0.3),  # no natural run: the block is left out
+    ]
+    df = pd.DataFrame(rows, columns=["benchmark", "seed", "condition", "weighted_f1"])
+    wide = _blocks(df, ["benchmark", "seed"], ["baseline", "natural"])
+    assert wide.index.tolist() == [("MELD", 1), ("MELD", 2)]
+    assert wide.to_numpy().tolist() == [[0.5, 0.6], [0.4, pytest.approx(0.5)]]
+
+
+def test_friedman_report_overall_values():
+    """Four blocks, natural always first and baseline always last: R = (12, 4, 8) for baseline,
+    natural, balanced; chi2 = 12 / (n k (k + 1)) * sum(R^2) - 3 n (k + 1) = 56 - 48 = 8, p = exp(-4)."""
+    rows = []
+    for bench in ("MELD", "EmoryNLP"):
+        for seed in (1, 2):
+            for cond, f1 in (("baseline", 0.40), ("natural", 0.50 + seed / 100), ("balanced", 0.45)):
+                rows.append(
+                    {"benchmark": bench, "classifier": "compm", "seed": seed, "condition": cond, "weighted_f1": f1}
+                )
+    overall = friedman_report(pd.DataFrame(rows))["overall"]
+    assert overall["result"] == "tested" and overall["n_blocks"] == 4
+    assert overall["statistic"] == pytest.approx(8.0) and overall["p_value"] == pytest.approx(np.exp(-4))
+    assert overall["mean_ranks"] == {"baseline": 3.0, "natural": 1.0, "balanced": 2.0}
+    assert overall["significant"] is True
+    # Nemenyi: |R_i - R_j| / sqrt(k (k + 1) / 6n) with q's studentized-range tail; Wilcoxon on 4 blocks: 2/16 x 3.
+    nem = {(r["a"], r["b"]): r["p_value"] for r in overall["posthoc"]["nemenyi"]}
+    assert nem[("baseline", "natural")] == pytest.approx(sps.studentized_range.sf(4.0, 3, np.inf))
+    assert [(r["p_value"], r["p_holm"], r["significant"]) for r in overall["posthoc"]["wilcoxon_holm"]] == [
+        (0.125, 0.375, False)
+    ] * 3
 
 
 def test_results_table_summary_and_report(tmp_path):

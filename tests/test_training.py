@@ -8,9 +8,10 @@ import torch
 from conftest import BENCH
 
 from ercsynth.benchmarks import load_split
+from ercsynth.dialogues import Dialogue, Utterance
 from ercsynth.labels import Vocabulary
 from ercsynth.models import ModelSettings, all_rows
-from ercsynth.training import OptimSettings, Trainer, passes, predict, seeded_model
+from ercsynth.training import OptimSettings, Trainer, evaluate, passes, predict, seeded_model
 
 TRAIN = load_split(BENCH, "MELD", "dev")[:10]
 VOCAB = Vocabulary.of("MELD")
@@ -98,3 +99,32 @@ def test_an_unreadable_checkpoint_is_ignored_not_fatal(tiny_roberta, tmp_path, c
         out = Trainer(model_for(tiny_roberta), OPTIM, VOCAB, 3, tmp_path, "fp").fit("pretrain", TRAIN, 2)
     assert "ignoring unreadable checkpoint" in caplog.text
     assert [h["epoch"] for h in out["history"]] == [1, 2]
+
+
+def relabelled(dialogues, label):
+    return [Dialogue(d.dialogue_id, [Utterance(u.speaker, u.text, label) for u in d.utterances]) for d in dialogues]
+
+
+def test_the_best_dev_epoch_is_the_model_that_is_returned(tiny_roberta, tmp_path, monkeypatch):
+    """A crafted dev set where epoch 1 is best: training teaches 'joy' everywhere, dev says 'neutral',
+    so dev F1 can only fall (or stay at its level: then the earliest best epoch is kept). The weights
+    after fit() are those of epoch 1, not of the last epoch."""
+    train, dev = relabelled(TRAIN, "joy"), relabelled(TRAIN[:4], "neutral")
+    trainer = Trainer(model_for(tiny_roberta), OPTIM, VOCAB, 3, tmp_path, "fp")
+    per_epoch = {}
+    save = Trainer._save_state
+
+    def keep_weights(self, state):  # a spy: the real save, plus a copy of each epoch's weights
+        per_epoch[state["epoch"]] = {k: v.clone() for k, v in state["model"].items()}
+        save(self, state)
+
+    monkeypatch.setattr(Trainer, "_save_state", keep_weights)
+    summary = trainer.fit("finetune", train, 3, dev)
+    scores = [h["dev_weighted_f1"] for h in summary["history"]]
+    assert scores.index(max(scores)) == 0, scores  # the crafted set works: epoch 1 is the (earliest) best
+    assert summary["best_dev_weighted_f1"] == scores[0]
+    final = trainer.model.state_dict()
+    assert all(torch.equal(final[k], per_epoch[1][k]) for k in final)
+    assert any(not torch.equal(final[k], per_epoch[3][k]) for k in final)
+    rescored, _ = evaluate(trainer.model, dev, VOCAB, OPTIM)
+    assert rescored["weighted_f1"] == pytest.approx(scores[0])

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import seed_generator, snakemake
+from conftest import copy_workflow, seed_generator, snakemake
 
 from ercsynth.backends import TransformersBackend
 from ercsynth.dialogues import Dialogue, Utterance, read_dialogues
@@ -43,12 +43,25 @@ def test_agreement_and_keep():
     assert keep(D, verified, "agree", 3) == []
 
 
-def test_relabel_with_a_real_model(tiny_llama):
-    labels = relabel(TransformersBackend(str(tiny_llama)), D, V, D[:1], batch_size=2)
-    assert [len(x) for x in labels] == [3, 2] and all(x in V.labels for row in labels for x in row)
+def test_relabel_gives_each_utterance_the_symbol_the_model_ranks_highest(tiny_llama):
+    """The exact labels, against one unbatched forward pass per utterance computed here."""
+    import torch
+
+    backend = TransformersBackend(str(tiny_llama))
+    labels = relabel(backend, D, V, D[:1], batch_size=2)
+    ids, end = symbol_tokens(backend.tokenizer, V)
+    expected = [[""] * len(d.utterances) for d in D]
+    for item in verify_prompts(D, V, D[:1], end):
+        enc = backend.tokenizer(item.prompt, return_tensors="pt")
+        with torch.inference_mode():
+            scores = backend.lm(**enc).logits[0, -1, ids]
+        top2 = scores.topk(2).values
+        assert float(top2[0] - top2[1]) > 1e-4  # no near tie that padding could flip
+        expected[item.dialogue][item.utterance] = V.labels[int(scores.argmax())]
+    assert labels == expected  # a symbol offset shifts every label; a misplaced utterance leaves a gap
 
 
-@pytest.mark.slow
+@pytest.mark.workflow
 def test_each_symbol_is_its_own_token_after_the_prompt(generator_checkpoint, tiny_llama):
     """Gemma (SentencePiece) and the byte-level BPE of the tiny Llama: seven distinct symbol tokens,
     each the token that really follows the prompt's end (a shared token would make every label one)."""
@@ -64,7 +77,7 @@ def test_each_symbol_is_its_own_token_after_the_prompt(generator_checkpoint, tin
             assert tok("Ann | Hi " + end + gap + str(symbol), add_special_tokens=False)["input_ids"] == prompt + [token]
 
 
-@pytest.mark.slow
+@pytest.mark.workflow
 def test_verify_rule_in_the_workflow(tmp_path, generator_checkpoint):
     """The opt-in verify jobs: agreement per dataset, the table, and pre-training reads what they kept."""
     seed_generator(tmp_path, generator_checkpoint)
@@ -83,3 +96,17 @@ def test_verify_rule_in_the_workflow(tmp_path, generator_checkpoint):
     assert list(csv["distribution"]) == ["natural"] and "kappa_joy" in csv
     dry = snakemake(tmp_path, "results/models/MELD/compm/natural/seed1/pretrained.pt", "-n", extra_config=extra)
     assert "verified/dialogues.jsonl" in dry.stdout
+
+    # The verifier's code is what its imports reach: an edit to constraints.py changes the verify
+    # jobs' recorded code param (Snakemake's own record, read through its CLI).
+    copy = copy_workflow(tmp_path / "edited")
+    verified = "results/generated/MELD/natural/verified/agreement.json"
+
+    def changed():
+        proc = snakemake(tmp_path, "--list-changes", "params", extra_config=extra, snakefile=copy / "Snakefile")
+        return set(proc.stdout.split())
+
+    assert verified not in changed()
+    constraints = copy / "ercsynth" / "constraints.py"
+    constraints.write_text(constraints.read_text() + "\n# an edit\n")
+    assert verified in changed()

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from _job import start
+from _job import fail, start
 
 from ercsynth.dialogues import cap, read_dialogues
 from ercsynth.models import save_weights
@@ -13,7 +13,8 @@ log = start(sm)
 w, p = sm.wildcards, sm.params
 synthetic = cap(read_dialogues(sm.input.synthetic), p.cap)
 if not synthetic:
-    log.warning("the synthetic dataset %s holds no valid dialogue: the weights stay as pre-trained", sm.input.synthetic)
+    # accept_synthetic checks the parsed set; what label verification kept can still be nothing.
+    fail(log, "pretrain", ValueError(f"{sm.input.synthetic} holds no dialogue to pre-train on"))
 log.info("pre-training on %d synthetic dialogues for %d epochs", len(synthetic), p.epochs)
 params = {"model": p.model, "optim": p.optim, "epochs": p.epochs, "cap": p.cap}
 run_dir = Path(sm.output[0]).parent

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,6 +29,7 @@ __all__ = [
     "ModelSettings",
     "Row",
     "TODKAT",
+    "UnsafeModelFile",
     "all_rows",
     "build_model",
     "load_weights",
@@ -51,6 +53,10 @@ def build_model(settings: ModelSettings, knowledge_files: Iterable[str | Path] =
     return TODKAT(settings, knowledge)
 
 
+class UnsafeModelFile(ValueError):
+    """A model file that would run code when loaded."""
+
+
 def save_weights(model: ERCModel, path: str | Path, meta: dict) -> None:
     """Weights plus what they were trained as, written atomically."""
     path = Path(path)
@@ -62,7 +68,15 @@ def save_weights(model: ERCModel, path: str | Path, meta: dict) -> None:
 
 def load_weights(model: ERCModel, path: str | Path, expect: dict | None = None) -> dict:
     """Load weights saved by `save_weights`; `expect` keys must match the saved meta (else a clear error)."""
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        # weights_only: a model file is data that users share; unpickling may never run its code.
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UnsafeModelFile(
+            f"{path}: refused to load: the file holds more than tensors and plain values (a pickled object "
+            f"or callable), so loading it could run code; only files written by ercsynth's save_weights load. "
+            f"({str(exc).splitlines()[0]})"
+        ) from None
     meta = saved.get("meta", {}) if isinstance(saved, dict) else {}
     for key, value in (expect or {}).items():
         if meta.get(key) != value:
