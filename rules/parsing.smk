@@ -42,7 +42,7 @@ rule accept_synthetic:
     log:
         f"{LOGS}/accept_synthetic/{{benchmark}}_{{distribution}}.log",
     conda:
-        "../envs/data.yaml"
+        "../envs/stats.yaml"
     resources:
         mem_mb=500,
         runtime=5,

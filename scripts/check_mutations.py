@@ -1,0 +1,144 @@
+"""Prove that the tests catch realistic bugs: apply each mutation to a copy of the code, run the
+tests that guard it, and print whether they went red (they must).
+
+    python scripts/check_mutations.py              # every mutation
+    python scripts/check_mutations.py --only holm  # one of them
+
+Each mutation is a one-line edit of the kind a reviewer of a results paper would worry about. The
+copy lives in a temporary folder; the repository is never touched. Prints one line per mutation
+and exits non-zero if any mutation left its tests green.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COPIED = ("ercsynth", "workflow_scripts", "rules", "tests", "prompts", "Snakefile", "config.yaml", "pyproject.toml")
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str
+    before: str
+    after: str
+    tests: tuple[str, ...]
+
+
+MUTATIONS = (
+    Mutation(
+        "holm",
+        "ercsynth/stats.py",
+        '"significant": adjusted[i] < ALPHA',
+        '"significant": raw[i] < ALPHA',
+        ("tests/test_stats.py",),
+    ),
+    Mutation(
+        "symbol-zero",
+        "ercsynth/parsing.py",
+        "if 1 <= num <= len(vocab)",
+        "if 0 <= num <= len(vocab)",
+        ("tests/test_parsing.py",),
+    ),
+    Mutation(
+        "plan-unshuffled",
+        "ercsynth/generation.py",
+        'random.Random(attempt_seed(gen["seed"], benchmark, "planned-labels", 0)).shuffle(pool)',
+        "pass",
+        ("tests/test_constraints.py",),
+    ),
+    Mutation(
+        "fingerprint-names-only",
+        "ercsynth/runtime.py",
+        'h.update(str(name).encode() + b"\\0" + path.read_bytes() + b"\\0")',
+        'h.update(str(name).encode() + b"\\0")',
+        ("tests/test_runtime.py",),
+    ),
+    Mutation(
+        "best-epoch-not-reloaded",
+        "ercsynth/training.py",
+        'self.model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))',
+        "pass",
+        ("tests/test_training.py",),
+    ),
+    Mutation(
+        "relabel-off-by-one",
+        "ercsynth/verification.py",
+        "out[item.dialogue][item.utterance] = vocab.labels[b]",
+        "out[item.dialogue][item.utterance] = vocab.labels[b - 1]",
+        ("tests/test_verification.py",),
+    ),
+    Mutation(
+        "model-file-unpickled",
+        "ercsynth/models/__init__.py",
+        'saved = torch.load(path, map_location="cpu", weights_only=True)',
+        'saved = torch.load(path, map_location="cpu", weights_only=False)',
+        ("tests/test_models.py",),
+    ),
+    Mutation(
+        "macro-f1-gold-labels-only",
+        "ercsynth/metrics.py",
+        '"macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0)),',
+        '"macro_f1": float(f1_score(gold, pred, labels=sorted(set(gold)), average="macro", zero_division=0)),',
+        ("tests/test_stats.py",),
+    ),
+)
+
+
+def run(mutation: Mutation, keep: bool) -> tuple[bool, float, str]:
+    """(caught, seconds, the test that went red or pytest's last line) for one mutation in a fresh copy."""
+    work = Path(tempfile.mkdtemp(prefix=f"mutation-{mutation.name}-"))
+    try:
+        for name in COPIED:
+            src = REPO / name
+            if src.is_dir():
+                shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(src, work / name)
+        path = work / mutation.file
+        text = path.read_text(encoding="utf-8")
+        if text.count(mutation.before) != 1:
+            raise SystemExit(f"{mutation.name}: the line to mutate is not (exactly once) in {mutation.file}")
+        path.write_text(text.replace(mutation.before, mutation.after), encoding="utf-8")
+        env = os.environ | {"PYTHONPATH": str(work), "HF_HUB_OFFLINE": "1"}
+        env.setdefault("ERCSYNTH_BENCHMARKS", str(REPO.parent / "shared" / "benchmarks"))
+        start = time.perf_counter()
+        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-rf", "-m", "not workflow", "-p", "no:cacheprovider"]
+        proc = subprocess.run(
+            [*cmd, *mutation.tests], cwd=work, env=env, capture_output=True, text=True, timeout=900, check=False
+        )
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
+        failed = [line.split()[1].split("::")[-1] for line in lines if line.startswith("FAILED ")]
+        return proc.returncode == 1, time.perf_counter() - start, ", ".join(failed) or lines[-1]
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=[m.name for m in MUTATIONS], help="run one mutation")
+    parser.add_argument("--keep", action="store_true", help="keep the mutated copies (their paths are printed)")
+    args = parser.parse_args()
+    survivors = 0
+    for mutation in MUTATIONS:
+        if args.only and mutation.name != args.only:
+            continue
+        caught, seconds, tail = run(mutation, args.keep)
+        survivors += not caught
+        verdict = "caught (red)" if caught else "SURVIVED (green)"
+        print(f"{mutation.name:28s} {mutation.file:28s} {verdict:16s} {seconds:6.1f} s  {tail}", flush=True)
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
