@@ -75,6 +75,7 @@ def snakemake(
 
 def copy_workflow(dest: Path) -> Path:
     """The workflow's files, copied with their timestamps, so that a test can edit a module."""
+    dest.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "config.yaml", "rules", "ercsynth", "workflow_scripts", "prompts"):
         src = REPO / name
         if src.is_dir():
