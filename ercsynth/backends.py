@@ -118,9 +118,11 @@ class TransformersBackend:
             kwargs["device_map"] = {"": 0} if self.device == "cuda" else {"": "cpu"}
         else:
             kwargs["dtype"] = getattr(torch, dtype)
+        from ercsynth.hub import loadable
+
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model)
-            self.lm = AutoModelForCausalLM.from_pretrained(model, **kwargs)
+            self.tokenizer = AutoTokenizer.from_pretrained(loadable(model))
+            self.lm = AutoModelForCausalLM.from_pretrained(loadable(model), **kwargs)
         except (OSError, ValueError) as exc:
             raise BackendUnavailable(f"cannot load generation model {model!r}: {exc}") from exc
         if quantization != "4bit":

@@ -85,6 +85,7 @@ class BenchmarkDefinition:
     generation: dict[str, Any] = field(default_factory=dict)
     help: str = ""
     licence: str = ""
+    licence_id: str = "other"  # the dataset card's `license:` (a Hugging Face licence id)
     builtin: bool = False
 
     @property
@@ -269,6 +270,7 @@ def parse_definition(name: str, d: Any, builtin: bool = False) -> BenchmarkDefin
         generation=dict(gen),
         help=str(d.get("help") or ""),
         licence=str(d.get("licence") or ""),
+        licence_id=str(d.get("licence_id") or "other"),
         builtin=builtin,
     )
 

@@ -154,3 +154,37 @@ def merge(base: dict, update: dict) -> dict:
         else:
             base[key] = copy.deepcopy(value)
     return base
+
+
+# --------------------------------------------------------------------------- the reference page
+def config_reference(config_yaml: str | Path) -> list[tuple[str, str, str]]:
+    """(key path, default, meaning) for every key of the default config, in file order, read from
+    its lines: `key: value  # meaning`, nesting by indentation. docs/configuration.md is made from
+    this (scripts/config_docs.py), and a test checks it covers every key of the schema."""
+    rows: list[tuple[str, str, str]] = []
+    stack: list[tuple[int, str]] = []
+    for line in Path(config_yaml).read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith("#") or ":" not in line:
+            continue
+        indent = len(line) - len(line.lstrip())
+        body, _, comment = line.strip().partition("  # ")
+        key, _, value = body.partition(":")
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        path = ".".join([k for _, k in stack] + [key.strip()])
+        rows.append((path, value.strip(), comment.strip()))
+        if not value.strip():
+            stack.append((indent, key.strip()))
+    return rows
+
+
+def schema_keys(schema: dict, prefix: str = "", root: dict | None = None) -> list[str]:
+    """Every key path the schema names under its top-level object properties (not free-form maps)."""
+    root = root if root is not None else schema
+    node = _resolve(schema, root)
+    keys = []
+    for name, sub in node.get("properties", {}).items():
+        path = f"{prefix}{name}"
+        keys.append(path)
+        keys += schema_keys(sub, path + ".", root)
+    return keys

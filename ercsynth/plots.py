@@ -69,6 +69,26 @@ def plot_f1(df: pd.DataFrame, out: str | Path) -> None:
     plt.close(fig)
 
 
+def plot_training_curves(histories: list[tuple[str, str, str, list[float]]], out: str | Path) -> None:
+    """histories: (benchmark, classifier, condition, dev weighted F1 per fine-tuning epoch)."""
+    benches = sorted({h[0] for h in histories}) or ["(no runs)"]
+    fig, axes = plt.subplots(1, len(benches), figsize=(5.5 * len(benches), 4), squeeze=False)
+    styles = {"compm": "-", "emoberta": "--", "todkat": ":"}
+    for ax, bench in zip(axes[0], benches, strict=True):
+        for b, clf, cond, scores in sorted(histories):
+            if b == bench and scores:
+                epochs = range(1, len(scores) + 1)
+                ax.plot(epochs, [s * 100 for s in scores], styles.get(clf, "-"), marker="o", color=COLORS.get(cond))
+                ax.annotate(f"{clf} {cond}", (len(scores), scores[-1] * 100), fontsize=6)
+        ax.set_xlabel("fine-tuning epoch")
+        ax.set_ylabel("dev weighted F1 (%)")
+        ax.set_title(bench)
+    fig.suptitle("Dev weighted F1 per fine-tuning epoch (first seed)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def plot_confusions(items: list[tuple[str, list[str], np.ndarray]], out: str | Path, cols: int = 3) -> None:
     """items: (title, labels, confusion matrix counts); rows are normalised to recall."""
     rows = max(1, -(-len(items) // cols))

@@ -9,7 +9,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
-min_version("8.0")
+min_version("8.7")  # workflow.register_resource
 
 # The package lives beside the Snakefile; make it importable even without `pip install -e .`.
 sys.path.insert(0, workflow.basedir)
@@ -382,6 +382,7 @@ def final_targets():
             "results/stats/plots/f1_by_condition.png",
             "results/stats/plots/label_distributions.png",
             "results/stats/plots/confusion_matrices.png",
+            "results/stats/plots/training_curves.png",
         ]
         + expand(
             "results/generated/{benchmark}/{distribution}/dialogues.jsonl",

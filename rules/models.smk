@@ -18,5 +18,6 @@ rule fetch_model:
     params:
         repo_id=lambda w: HUB_MODELS[w.model].repo_id,
         config_keys=lambda w: list(HUB_MODELS[w.model].keys),
+        cache_dir=config["models_dir"],
     script:
         "../workflow_scripts/fetch_model.py"

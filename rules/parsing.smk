@@ -9,7 +9,13 @@ rule parse:
         ),
     output:
         dialogues="results/generated/{benchmark}/{distribution}/dialogues.jsonl",
-        report="results/generated/{benchmark}/{distribution}/parse_report.json",
+        report=report(
+            "results/generated/{benchmark}/{distribution}/parse_report.json",
+            caption="report/parse_report.rst",
+            category="Synthetic data",
+            subcategory="Parse reports",
+            labels={"benchmark": "{benchmark}", "distribution": "{distribution}"},
+        ),
         compm="results/generated/{benchmark}/{distribution}/compm.tsv",
         card="results/generated/{benchmark}/{distribution}/hf/README.md",
         hf_data="results/generated/{benchmark}/{distribution}/hf/data/train.jsonl",
@@ -25,6 +31,7 @@ rule parse:
         max_output_chars=lambda w: parse_settings(w)["max_output_chars"],
         labels=labels_of,
         licence=lambda w: DEFINITIONS[w.benchmark].licence,
+        licence_id=lambda w: DEFINITIONS[w.benchmark].licence_id,
         code=script_code("parse.py"),
     script:
         "../workflow_scripts/parse.py"

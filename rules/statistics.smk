@@ -12,12 +12,18 @@ rule aggregate:
         ),
     output:
         csv=report("results/stats/results.csv", caption="report/results.rst", category="Results"),
-        summary="results/stats/summary.md",
-        friedman=report("results/stats/friedman.json", caption="report/friedman.rst", category="Statistics"),
+        summary=report("results/stats/summary.md", caption="report/summary.rst", category="Results"),
+        # Not "Statistics": the report has a section of that name (Snakemake's run statistics).
+        friedman=report("results/stats/friedman.json", caption="report/friedman.rst", category="Statistical tests"),
         f1_plot=report("results/stats/plots/f1_by_condition.png", caption="report/f1.rst", category="Results"),
         confusion_plot=report(
             "results/stats/plots/confusion_matrices.png",
             caption="report/confusion.rst",
+            category="Results",
+        ),
+        curves_plot=report(
+            "results/stats/plots/training_curves.png",
+            caption="report/training_curves.rst",
             category="Results",
         ),
     log:

@@ -1,24 +1,48 @@
 #!/usr/bin/env bash
-# Start a real single-node SLURM cluster on this machine (Debian slurm-wlm + munge, no systemd).
-# Idempotent: running it again leaves a healthy cluster alone. Needs root.
-# Usage: scripts/start_slurm.sh            (then: sinfo, squeue, snakemake --profile slurm ...)
-#        scripts/start_slurm.sh --stop
+# Start a real single-node SLURM test cluster on this machine (Debian slurm-wlm + munge, no systemd),
+# for tests/test_slurm.py. Needs root. Everything it writes lives in its own folder ($ERCSYNTH_SLURM_DIR,
+# default /var/lib/ercsynth-slurm: slurm.conf, state, spool, logs, pid files), its daemons listen on
+# their own ports, and it never replaces an existing SLURM installation's configuration.
+# Use the cluster with SLURM_CONF=<that folder>/slurm.conf (the tests set it themselves); where no
+# SLURM configuration exists, /etc/slurm/slurm.conf is made a link to it (see below why).
+# Idempotent: running it again leaves a healthy cluster alone.
+# Usage: scripts/start_slurm.sh            (then: SLURM_CONF=/var/lib/ercsynth-slurm/slurm.conf sinfo)
+#        scripts/start_slurm.sh --stop     (stops this cluster's daemons; cancels no job)
 set -euo pipefail
 
+dir=${ERCSYNTH_SLURM_DIR:-/var/lib/ercsynth-slurm}
+conf=$dir/slurm.conf
+export SLURM_CONF=$conf
 host=$(hostname -s)
-conf=/etc/slurm/slurm.conf
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# Inside a job, Snakemake's SLURM jobstep executor starts each rule with a nested `srun` whose
+# environment has every SLURM_* variable removed, SLURM_CONF included: that srun reads the default
+# /etc/slurm/slurm.conf. So the default location points at this cluster's file, as a symbolic link
+# made only where no configuration exists (a real installation's file is never replaced).
+default_conf=/etc/slurm/slurm.conf
+
+ours() { [ -L "$default_conf" ] && [ "$(readlink "$default_conf")" = "$conf" ]; }
 
 stop() {
-  scancel --user=root 2>/dev/null || true  # stopping slurmd leaves running jobs' processes alive
-  for pidfile in /run/slurmd.pid /run/slurmctld.pid; do
-    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  # Only the daemons this script started (their pid files are in its folder): never another
+  # cluster's, and no scancel of jobs it did not submit.
+  for pidfile in "$dir/run/slurmd.pid" "$dir/run/slurmctld.pid"; do
+    if alive "$pidfile"; then kill "$(cat "$pidfile")"; fi
     rm -f "$pidfile"
   done
+  if ours; then rm -f "$default_conf"; fi
 }
 
 if [ "${1:-}" = "--stop" ]; then
   stop
   exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+  echo "start_slurm.sh needs root (it starts slurmctld and slurmd); the SLURM tests skip without a cluster" >&2
+  exit 1
 fi
 
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
@@ -31,12 +55,16 @@ fi
 cpus=$(nproc)
 # A fixed share of MemTotal (not free memory): the same file at every start, so no needless restart.
 mem=$(awk '/MemTotal/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo)
-mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
-chown slurm:slurm /var/spool/slurmctld /var/log/slurm 2>/dev/null || true
+mkdir -p "$dir/state" "$dir/spool" "$dir/log" "$dir/run"
+chown slurm:slurm "$dir/state" "$dir/log" "$dir/run" 2>/dev/null || true
 new=$(mktemp)
+# Ports 6917/6918, not SLURM's 6817/6818: a system cluster on this machine keeps its own.
+# Two partitions on the one node, named as in the SLURM profile (slurm/config.yaml): cpu and gpu.
 cat >"$new" <<CONF
-ClusterName=localcluster
+ClusterName=ercsynthtest
 SlurmctldHost=${host}(127.0.0.1)
+SlurmctldPort=6917
+SlurmdPort=6918
 SlurmUser=slurm
 AuthType=auth/munge
 CredType=cred/munge
@@ -44,12 +72,12 @@ MpiDefault=none
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 ReturnToService=2
-SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
-StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
-SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
+SlurmctldPidFile=$dir/run/slurmctld.pid
+SlurmdPidFile=$dir/run/slurmd.pid
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool
+SlurmctldLogFile=$dir/log/slurmctld.log
+SlurmdLogFile=$dir/log/slurmd.log
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
@@ -59,7 +87,8 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 NodeName=${host} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem} State=UNKNOWN
-PartitionName=debug Nodes=${host} Default=YES MaxTime=INFINITE State=UP
+PartitionName=cpu Nodes=${host} Default=YES MaxTime=INFINITE State=UP
+PartitionName=gpu Nodes=${host} Default=NO MaxTime=INFINITE State=UP
 CONF
 changed=0
 if ! cmp -s "$new" "$conf"; then
@@ -70,7 +99,14 @@ else
   rm -f "$new"
 fi
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+if [ -e "$default_conf" ] && ! ours; then
+  echo "$default_conf exists (another SLURM installation's configuration): left alone. Jobs' nested srun" >&2
+  echo "reads it, not this test cluster's, so the workflow's SLURM jobs would fail here; run the SLURM" >&2
+  echo "tests on a machine without a SLURM configuration, or against that cluster" >&2
+  exit 1
+fi
+mkdir -p "$(dirname "$default_conf")"
+ours || ln -s "$conf" "$default_conf"
 
 if ! pgrep -x munged >/dev/null; then
   mkdir -p /run/munge
@@ -80,16 +116,17 @@ fi
 if [ "$changed" = 1 ]; then
   stop
 fi
-alive /run/slurmctld.pid || slurmctld
-alive /run/slurmd.pid || slurmd
+alive "$dir/run/slurmctld.pid" || slurmctld -f "$conf"
+alive "$dir/run/slurmd.pid" || slurmd -f "$conf"
 
 # sinfo can say idle from saved state before slurmd has re-registered: a real job proves it.
 for _ in $(seq 1 30); do
   if timeout 20 srun --quiet -N1 -t 1 hostname >/dev/null 2>&1; then
     sinfo --noheader -o "%P %a %D %t %c CPUs %m MB" >&2
+    echo "SLURM test cluster up: SLURM_CONF=$conf" >&2
     exit 0
   fi
   sleep 1
 done
-echo "SLURM did not come up; see /var/log/slurm/*.log" >&2
+echo "SLURM did not come up; see $dir/log/*.log" >&2
 exit 1

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-BENCH = Path(os.environ.get("ERCSYNTH_BENCHMARKS", REPO.parent / "shared" / "benchmarks")).resolve()
+# The real benchmark files: ERCSYNTH_BENCHMARKS, else where the workflow downloads them
+# (docs/development.md lists the files; .ci/run points it at the CI machine's copy).
+BENCH = Path(os.environ.get("ERCSYNTH_BENCHMARKS", REPO / "resources" / "benchmarks")).resolve()
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -24,6 +26,15 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # `pytest -m "not workflow"` is the fast lane: no test in it may start Snakemake or a model server.
 # The guard below makes a test that does so without the mark fail, so the lanes cannot drift.
 _LANE = {"workflow": False}
+
+
+def pytest_configure(config):
+    if not (BENCH / "MELD").is_dir():
+        pytest.exit(
+            f"the benchmark files are not in {BENCH}: set ERCSYNTH_BENCHMARKS to the folder that holds "
+            "MELD/, EmoryNLP/ (and IEMOCAP/), laid out as docs/development.md says",
+            returncode=4,
+        )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -94,7 +105,7 @@ def iemocap() -> Path:
     """IEMOCAP is licensed: an outside contributor without its files gets a clear skip; our CI has
     them and must run these tests, so there (CI set) a missing file is a failure."""
     if not has_iemocap():
-        message = f"the licensed IEMOCAP files are not in {BENCH / 'IEMOCAP'} (README: Data and licences)"
+        message = f"the licensed IEMOCAP files are not in {BENCH / 'IEMOCAP'} (docs/iemocap.md)"
         if os.environ.get("CI"):
             pytest.fail("CI must run the IEMOCAP tests: " + message)
         pytest.skip(message)

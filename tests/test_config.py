@@ -2,7 +2,6 @@
 
 import copy
 import re
-import shlex
 import subprocess
 import sys
 
@@ -96,34 +95,6 @@ def test_command_line_strings_are_coerced_to_the_schema_types():
     cfg = copy.deepcopy(DEFAULT) | {"seeds": ["one"]}
     with pytest.raises(ConfigError, match="config key 'seeds\\[0\\]': bad value 'one'"):
         check_config(cfg, SCHEMA)
-
-
-def readme_overrides() -> list[list[str]]:
-    """Every `--config ...` example in the README's code blocks, as the words after --config."""
-    text = (REPO / "README.md").read_text()
-    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", text, flags=re.S)
-    found = []
-    for block in blocks:
-        for line in block.splitlines():
-            if "snakemake" in line and "--config " in line:
-                words = shlex.split(line.split("#", 1)[0])
-                entries = words[words.index("--config") + 1 :]
-                found.append([e for e in entries if not e.startswith("benchmarks_dir=")])
-    return found
-
-
-def test_the_readme_shows_overrides():
-    flat = [e for entries in readme_overrides() for e in entries]
-    assert "seeds=[1,2,3]" in flat and any(e.startswith("training=") for e in flat)
-
-
-@pytest.mark.workflow
-@pytest.mark.parametrize("entries", readme_overrides(), ids=lambda e: " ".join(e) or "benchmarks_dir")
-def test_every_readme_override_runs(tmp_path, entries):
-    proc = snakemake(tmp_path, "-n", configfile=None, extra_config=entries)
-    out = proc.stdout + proc.stderr
-    if "seeds=[1,2,3]" in entries:
-        assert "results/models/MELD/todkat/balanced/seed3/metrics.json" in out
 
 
 def test_missing_key():

@@ -14,7 +14,7 @@ from conftest import REPO, job_blocks, snakemake
 from hub_server import HubStandIn, Repo
 
 from ercsynth.config import load_config
-from ercsynth.hub import FetchError, HubModel, fetch, hub_models, local_path
+from ercsynth.hub import FetchError, HubModel, fetch, hub_models, loadable, local_path
 
 ENCODER = "ercsynth-test/tiny-roberta"
 MARKER = "resources/models/ercsynth-test--tiny-roberta/fetched.json"
@@ -79,12 +79,17 @@ def test_a_model_named_twice_is_fetched_once():
 @pytest.mark.workflow
 def test_fetch_through_the_real_client(hub, online, tmp_path):
     stand_in, url = hub
-    marker = fetch(ENCODER, tmp_path / "m", ("training.encoder",), endpoint=url)
+    marker = fetch(ENCODER, tmp_path / "m", ("training.encoder",), endpoint=url, cache_dir=tmp_path / "cache")
     assert marker["commit"] == stand_in.repos[ENCODER].commit
     assert {f["path"] for f in marker["files"]} == set(stand_in.repos[ENCODER].files())
     assert json.loads((tmp_path / "m" / "fetched.json").read_text()) == marker
+    # The files are in the cache, at the recorded commit's snapshot; the marker's folder holds the marker only.
+    snapshot = tmp_path / "cache" / "models--ercsynth-test--tiny-roberta" / "snapshots" / marker["commit"]
+    assert marker["snapshot"] == str(snapshot.resolve())
     for f in stand_in.repos[ENCODER].files():
-        assert (tmp_path / "m" / f).read_bytes() == (stand_in.repos[ENCODER].folder / f).read_bytes()
+        assert (snapshot / f).read_bytes() == (stand_in.repos[ENCODER].folder / f).read_bytes()
+    assert [p.name for p in (tmp_path / "m").iterdir()] == ["fetched.json"]
+    assert loadable(str(tmp_path / "m")) == marker["snapshot"] and loadable("minilm") == "minilm"
     # It asked for the commit it recorded, file by file.
     assert ("GET", f"/{ENCODER}/resolve/{marker['commit']}/config.json") in stand_in.requests
 
@@ -140,9 +145,19 @@ def test_fetch_model_runs_locally_then_a_job_loads_the_folder_offline(hub, tmp_p
     # The DAG: the training job depends on the fetched folder.
     blocks = job_blocks(snakemake(tmp_path, "-n", target, extra_config=settings).stdout)
     assert blocks[MARKER][0] == "fetch_model" and MARKER in blocks[target.replace("metrics.json", "model.pt")][1]
-    # On the login node: only the fetch, with the network.
-    snakemake(tmp_path, MARKER, extra_config=settings, env={"HF_ENDPOINT": url, "HF_HUB_OFFLINE": "0"})
-    assert json.loads((tmp_path / MARKER).read_text())["commit"] == stand_in.repos[ENCODER].commit
+    # On the login node: only the fetch, with the network, into the Hugging Face cache that HF_HOME names.
+    hf_home = tmp_path / "hf_home"
+    snakemake(
+        tmp_path,
+        MARKER,
+        extra_config=settings,
+        env={"HF_ENDPOINT": url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(hf_home)},
+    )
+    recorded = json.loads((tmp_path / MARKER).read_text())
+    assert recorded["commit"] == stand_in.repos[ENCODER].commit
+    assert recorded["snapshot"].startswith(str(hf_home.resolve())) and (hf_home / "hub").is_dir()
+    # No model files under resources/: one copy in the cache, not one per checkout.
+    assert [str(p.relative_to(tmp_path)) for p in (tmp_path / "resources").rglob("*") if p.is_file()] == [MARKER]
     # On a compute node: no hub, no endpoint, no offline flag in the environment.
     stand_in.stop()
     asked = len(stand_in.requests)

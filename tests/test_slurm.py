@@ -21,12 +21,20 @@ CONFIG = REPO / "tests" / "configs" / "tiny_slurm.yaml"
 TARGET = "results/models/MELD/emoberta/natural/seed1/pretrained.pt"
 
 
+# Where scripts/start_slurm.sh keeps its test cluster's configuration (its own folder, not /etc/slurm).
+TEST_CLUSTER_CONF = Path(os.environ.get("ERCSYNTH_SLURM_DIR", "/var/lib/ercsynth-slurm")) / "slurm.conf"
+
+
 @pytest.fixture(scope="module")
 def cluster():
+    if "SLURM_CONF" not in os.environ and TEST_CLUSTER_CONF.is_file():
+        os.environ["SLURM_CONF"] = str(TEST_CLUSTER_CONF)  # sbatch, squeue and sinfo read it
     if shutil.which("sinfo") is None or subprocess.run(["sinfo"], capture_output=True).returncode != 0:
         if os.environ.get("CI"):
             pytest.fail("CI must run the SLURM test: start the cluster with scripts/start_slurm.sh")
-        pytest.skip("no SLURM cluster here: run scripts/start_slurm.sh (as root) first")
+        pytest.skip(
+            "no SLURM cluster here: start the test cluster with scripts/start_slurm.sh (root; docs/development.md)"
+        )
 
 
 def slurm_snakemake(
@@ -57,10 +65,6 @@ def slurm_snakemake(
         *(["--workflow-profile", str(REPO / "tests" / "profiles" / "slurm-cpu")] if test_resources else []),
         # The plugin logs each sbatch call at debug level: --verbose shows what sbatch received.
         "--verbose",
-        "--default-resources",
-        "slurm_partition=debug",
-        "mem_mb=1000",
-        "runtime=10",
         # Without slurmdbd, sacct fails: poll with squeue, and start polling after 1 s.
         "--slurm-status-command",
         "squeue",
@@ -166,7 +170,7 @@ def test_downloads_run_where_snakemake_runs_not_on_compute_nodes(cluster, tmp_pa
             tmp_path,
             marker,
             config=("training={encoder: ercsynth-test/tiny-roberta}",),
-            env={"HF_ENDPOINT": url, "HF_HUB_OFFLINE": "0"},
+            env={"HF_ENDPOINT": url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf")},
         )
     finally:
         hub.stop()
@@ -207,5 +211,7 @@ def test_gpu_jobs_reach_sbatch_with_gpus_and_cpu_jobs_without(cluster, tmp_path)
     calls = {re.search(r"--comment rule_(\w+?)_wildcards", c).group(1): c for c in sbatch_calls(out)}
     assert set(calls) == {"prepare_benchmark", "generate"}, out[-4000:]
     assert "--gpus" not in calls["prepare_benchmark"]
+    # The profile's partitions: CPU jobs in the CPU partition, GPU jobs in the GPU partition.
+    assert " -p cpu " in calls["prepare_benchmark"] + " " and " -p gpu " in calls["generate"] + " "
     assert re.search(r" --gpus=1 ", calls["generate"]) and "--cpus-per-task=8" in calls["generate"]
     assert proc.returncode != 0 and "Invalid generic resource (gres) specification" in out

@@ -192,6 +192,9 @@ def test_tiny_workflow_end_to_end(tiny_run):
     snakemake(tiny_run, "--report", str(tiny_run / "report.html"))
     html = (tiny_run / "report.html").read_text(errors="replace")
     assert "Friedman rank-sum test" in html and "Jensen-Shannon" in html
+    # docutils writes its warnings into the page as "System Message" boxes (a duplicate target, a bad caption)
+    assert "System Message" not in html
+    assert "Statistical tests" in html and "Parse reports" in html and "training_curves.png" in html
 
 
 # --------------------------------------------------------------------------- reruns

@@ -23,7 +23,8 @@ write_dialogues(sm.output.dialogues, dialogues)
 Path(sm.output.report).write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
 write_compm_tsv(sm.output.compm, dialogues)
 example = records[0]["prompt"] if records and "prompt" in records[0] else ""
-write_hf_dataset(Path(sm.output.card).parent, dialogues, report, example, ", ".join(report.models), sm.params.licence)
+card = Path(sm.output.card).parent
+write_hf_dataset(card, dialogues, report, example, ", ".join(report.models), sm.params.licence, sm.params.licence_id)
 log.info(
     "%d attempts -> %d valid dialogues; rejected: %s",
     report.attempted,

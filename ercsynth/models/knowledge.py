@@ -111,6 +111,9 @@ class CometGenerator:
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        from ercsynth.hub import loadable
+
+        model = loadable(model)  # a fetched hub model: the snapshot its fetch recorded
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.model = AutoModelForSeq2SeqLM.from_pretrained(model, dtype=dtype).to(self.device).eval()
         self.max_new_tokens = max_new_tokens
