@@ -177,7 +177,9 @@ def claim_gpu(wanted: int, available: int, lock_dir: str | Path = "/tmp") -> int
     if wanted < 1 or available < 2 or "CUDA_VISIBLE_DEVICES" in os.environ:
         return None
     for index in range(available):
-        fh = open(Path(lock_dir) / f"ercsynth-gpu{index}.lock", "w")  # noqa: SIM115 - held until exit
+        # One lock file per user and card: a file another user left in /tmp is not ours to open.
+        lock = Path(lock_dir) / f"ercsynth-{os.getuid()}-gpu{index}.lock"
+        fh = open(lock, "w")  # noqa: SIM115 - held until exit
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
