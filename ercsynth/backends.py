@@ -179,7 +179,7 @@ class TransformersBackend:
         import torch
 
         # One sampler draws for the whole left-padded batch, so it can take one seed only: the first
-        # attempt's. The text of an attempt therefore depends on its batch (see README, Generation).
+        # attempt's. The text of an attempt therefore depends on its batch (docs/generation.md).
         torch.manual_seed(seeds[0])
         texts = [self.prepare(p) for p in prompts]
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=True).to(self.lm.device)

@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 HINT = (
-    "Without network access here, copy the benchmark files into a folder (layout in the README, "
+    "Without network access here, copy the benchmark files into a folder (layout in docs/installation.md, "
     "'Data and licences') and point config key 'benchmarks_dir' at it, or set 'download_mirror' to a "
     "server that has them"
 )
