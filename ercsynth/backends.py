@@ -121,8 +121,9 @@ class TransformersBackend:
         from ercsynth.hub import loadable
 
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(loadable(model))
-            self.lm = AutoModelForCausalLM.from_pretrained(loadable(model), **kwargs)
+            folder = loadable(model)  # a fetched hub model: the snapshot its fetch recorded
+            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+            self.lm = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
         except (OSError, ValueError) as exc:
             raise BackendUnavailable(f"cannot load generation model {model!r}: {exc}") from exc
         if quantization != "4bit":

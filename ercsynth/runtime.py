@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -63,9 +64,15 @@ def _package_name(path: Path, package_dir: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path, package_dir: Path) -> set[str]:
+def _imports(path: Path, package_dir: Path) -> frozenset[str]:
     """Every module name an `import` in this file may load, at any depth (local imports inside
     functions too), with the packages whose `__init__` each import runs."""
+    # Each rule's closure walks the shared modules again: parse each file once per version of it.
+    return _parsed_imports(path, package_dir, path.stat().st_mtime_ns)
+
+
+@functools.cache
+def _parsed_imports(path: Path, package_dir: Path, _version: int) -> frozenset[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     here = _package_name(path, package_dir) if path.is_relative_to(package_dir) else ""
     is_package = path.name == "__init__.py"
@@ -87,7 +94,7 @@ def _imports(path: Path, package_dir: Path) -> set[str]:
     for name in names:
         parts = name.split(".")
         out.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
-    return out
+    return frozenset(out)
 
 
 def code_closure(script: str | Path, exclude: Iterable[str] = ()) -> list[Path]:

@@ -37,8 +37,6 @@ rule parse:
         "../workflow_scripts/parse.py"
 
 
-# Label verification (optional, generation.verify): the generator re-labels every synthetic
-# utterance; agreement table per dataset, and the dialogues that pre-training reads (keep: all|agree).
 # The hard stop: a dataset with too few valid dialogues fails here, before any model is trained
 # (every training job of its benchmark waits for this file); parse_report.json is kept to read.
 rule accept_synthetic:
@@ -60,6 +58,8 @@ rule accept_synthetic:
         "../workflow_scripts/accept_synthetic.py"
 
 
+# Label verification (optional, generation.verify): the generator re-labels every synthetic
+# utterance; agreement table per dataset, and the dialogues that pre-training reads (keep: all|agree).
 rule verify:
     input:
         dialogues="results/generated/{benchmark}/{distribution}/dialogues.jsonl",
