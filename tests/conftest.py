@@ -22,12 +22,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-# --------------------------------------------------------------------------- the two lanes
-# `pytest -m "not workflow"` is the fast lane: no test in it may start Snakemake or a model server.
-# The guard below makes a test that does so without the mark fail, so the lanes cannot drift.
-_LANE = {"workflow": False}
-
-
 def pytest_configure(config):
     if not (BENCH / "MELD").is_dir():
         pytest.exit(
@@ -35,6 +29,12 @@ def pytest_configure(config):
             "MELD/, EmoryNLP/ (and IEMOCAP/), laid out as docs/development.md says",
             returncode=4,
         )
+
+
+# --------------------------------------------------------------------------- the two lanes
+# `pytest -m "not workflow"` is the fast lane: no test in it may start Snakemake or a model server.
+# The guard below makes a test that does so without the mark fail, so the lanes cannot drift.
+_LANE = {"workflow": False}
 
 
 @pytest.hookimpl(tryfirst=True)
