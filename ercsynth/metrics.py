@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sklearn.metrics import (
     accuracy_score,
@@ -18,6 +21,9 @@ from sklearn.metrics import (
     f1_score,
     precision_recall_fscore_support,
 )
+
+if TYPE_CHECKING:
+    from ercsynth.dialogues import Dialogue
 
 
 def classification_metrics(gold: list[int], pred: list[int], labels: tuple[str, ...]) -> dict:
@@ -52,6 +58,18 @@ def classification_metrics(gold: list[int], pred: list[int], labels: tuple[str, 
         },
         "confusion_matrix": confusion_matrix(gold, pred, labels=every).tolist(),
     }
+
+
+def majority_floor(train: Sequence[Dialogue], test: Sequence[Dialogue], labels: Sequence[str]) -> float:
+    """Test weighted F1 of the majority-class predictor: the train split's most frequent label on
+    every test utterance. A classifier at this number has learned nothing a count could not."""
+    counts = Counter(u.label for d in train for u in d.utterances)
+    if not counts:
+        raise ValueError("the majority-class floor needs a non-empty train split")
+    # Ties go to the label listed first, so the floor never depends on the order of the data.
+    majority = max(labels, key=lambda name: (counts[name], -labels.index(name)))
+    gold = [u.label for d in test for u in d.utterances]
+    return float(f1_score(gold, [majority] * len(gold), average="weighted", zero_division=0)) if gold else 0.0
 
 
 def cohen_kappa(a: list[str], b: list[str]) -> float:

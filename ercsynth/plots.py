@@ -59,6 +59,9 @@ def plot_f1(df: pd.DataFrame, out: str | Path) -> None:
             mean = g.mean().reindex(clfs) * 100
             sd = g.std(ddof=1).reindex(clfs).fillna(0) * 100
             ax.bar(x + i * width - 0.4 + width / 2, mean, width, yerr=sd, capsize=3, label=cond, color=COLORS.get(cond))
+        floor = sub["majority_floor_f1"].mean() * 100 if "majority_floor_f1" in sub else float("nan")
+        if not np.isnan(floor):
+            ax.axhline(floor, color="black", linestyle="--", linewidth=1, label=f"majority floor {floor:.1f}")
         ax.set_xticks(x, clfs)
         ax.set_ylabel("weighted F1 (test, %)")
         ax.set_title(bench)

@@ -44,6 +44,8 @@ def results_table(metric_files: list[str | Path]) -> pd.DataFrame:
             )
         }
         row["encoder"] = m.get("encoder")
+        # The majority-class predictor's test weighted F1 on the same data (NaN for older runs).
+        row["majority_floor_f1"] = m.get("majority_floor_f1", math.nan)
         for split, n in m.get("data", {}).items():
             row[f"{split}_dialogues"] = n
         for label, pc in m["per_class"].items():
@@ -56,14 +58,35 @@ def results_table(metric_files: list[str | Path]) -> pd.DataFrame:
     return df.sort_values(["benchmark", "classifier", "condition", "seed"]).reset_index(drop=True)
 
 
+NEAR_FLOOR_POINTS = 2.0  # a baseline this close to the majority-class floor has learned next to nothing
+
+
+def floor_warnings(df: pd.DataFrame) -> list[str]:
+    """One line per baseline whose mean test weighted F1 is within NEAR_FLOOR_POINTS of its floor."""
+    lines = []
+    base = df[df["condition"].astype(str) == "baseline"]
+    for (bench, clf), grp in base.groupby(["benchmark", "classifier"], observed=True):
+        mean, floor = grp["weighted_f1"].mean() * 100, grp["majority_floor_f1"].mean() * 100
+        if not math.isnan(floor) and mean - floor < NEAR_FLOOR_POINTS:
+            lines.append(
+                f"**Warning: the {bench} {clf} baseline ({mean:.2f}) is within {NEAR_FLOOR_POINTS:g} points of the "
+                f"majority-class floor ({floor:.2f})**: it has learned next to nothing, so its row says nothing "
+                "about synthetic data. Train on more real data or for more steps (docs/configuration.md)."
+            )
+    return lines
+
+
 def summary_markdown(df: pd.DataFrame) -> str:
-    """Mean ± std of weighted F1 over seeds; best per row in bold; deltas against baseline."""
+    """Mean ± std of weighted F1 over seeds; best per row in bold; deltas against baseline; the
+    majority-class floor per row, and a warning first for every baseline near it."""
     conditions = [c for c in CONDITION_ORDER if c in set(df["condition"].astype(str))]
-    lines = [
-        "# Weighted F1 (test), mean ± std over seeds",
-        "",
-        "| benchmark | classifier | seeds | " + " | ".join(conditions) + " |",
-        "|---|---|---|" + "---|" * len(conditions),
+    warnings = floor_warnings(df)
+    lines = ["# Weighted F1 (test), mean ± std over seeds", ""]
+    if warnings:
+        lines += [*warnings, ""]
+    lines += [
+        "| benchmark | classifier | seeds | floor | " + " | ".join(conditions) + " |",
+        "|---|---|---|---|" + "---|" * len(conditions),
     ]
     for (bench, clf), grp in df.groupby(["benchmark", "classifier"], observed=True):
         stats_by = {}
@@ -73,6 +96,7 @@ def summary_markdown(df: pd.DataFrame) -> str:
                 stats_by[cond] = (vals.mean(), vals.std(ddof=1) if len(vals) > 1 else 0.0)
         best = max(stats_by, key=lambda c: stats_by[c][0]) if stats_by else None
         base = stats_by.get("baseline", (None,))[0]
+        floor = grp["majority_floor_f1"].mean() * 100
         cells = []
         for cond in conditions:
             if cond not in stats_by:
@@ -83,8 +107,13 @@ def summary_markdown(df: pd.DataFrame) -> str:
             if cond != "baseline" and base is not None:
                 text += f" ({mean - base:+.2f})"
             cells.append(f"**{text}**" if cond == best else text)
-        lines.append(f"| {bench} | {clf} | {grp['seed'].nunique()} | " + " | ".join(cells) + " |")
-    lines += ["", "Deltas in parentheses are against the baseline (real data only), in F1 points."]
+        floor_cell = "–" if math.isnan(floor) else f"{floor:.2f}"
+        lines.append(f"| {bench} | {clf} | {grp['seed'].nunique()} | {floor_cell} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Deltas in parentheses are against the baseline (real data only), in F1 points. floor: the test weighted "
+        "F1 of always predicting the train split's most frequent label, on the same test utterances.",
+    ]
     return "\n".join(lines) + "\n"
 
 

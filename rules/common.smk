@@ -121,10 +121,20 @@ DEFINITIONS = _definitions()
 DOWNLOADABLE = "|".join(re.escape(b) for b, d in DEFINITIONS.items() if d.download_form) or "(?!)"
 BENCHMARKS = _select_benchmarks()
 DISTRIBUTIONS = list(config["distributions"])
+for _bench in config["distributions_by_benchmark"]:
+    if _bench not in DEFINITIONS:
+        raise WorkflowError(
+            f"config key distributions_by_benchmark: {_bench!r} is not a benchmark "
+            f"(known: {', '.join(sorted(DEFINITIONS))})"
+        )
+# Each benchmark's synthetic datasets: `distributions`, less those its distributions_by_benchmark entry
+# leaves out (null, or no entry: none left out; an overlay cannot delete a key, so null is the way back).
+_KEEP = {b: config["distributions_by_benchmark"].get(b) for b in BENCHMARKS}
+DISTRIBUTIONS_OF = {b: [d for d in DISTRIBUTIONS if _KEEP[b] is None or d in _KEEP[b]] for b in BENCHMARKS}
+DATASETS = [(b, d) for b in BENCHMARKS for d in DISTRIBUTIONS_OF[b]]  # (benchmark, distribution), in run order
 CLASSIFIERS = list(config["classifiers"])
 ALL_CLASSIFIERS = schema_enum(SCHEMA, "classifiers")  # each has its module ercsynth/models/<name>.py
 SEEDS = list(config["seeds"])
-CONDITIONS = ["baseline"] + DISTRIBUTIONS
 TRAIN = config["training"]
 SHARDS = list(range(GEN["shards"]))
 COMET = TRAIN["todkat"]["knowledge"] == "comet"
@@ -201,7 +211,7 @@ def labels_of(w):
 
 def model_settings(w):
     """What fixes a classifier's architecture and inputs."""
-    keys = ("max_length", "pad_to_multiple_of")
+    keys = ("max_length", "pad_to_multiple_of", "pooling")
     encoder = local_path(TRAIN["encoder"], HUB_MODELS)  # a hub id is read from its fetched folder
     labels = {"labels": labels_of(w)}  # the head's classes, in symbol order
     return {"encoder": encoder} | {k: TRAIN[k] for k in keys} | {w.classifier: TRAIN[w.classifier]} | labels
@@ -327,7 +337,7 @@ def knowledge_files(w, sources):
 def accepted(w):
     """Every synthetic dataset of the benchmark passed the hard stop. ancient(): a rerun of parsing
     does not rerun the baseline, which only waits for the check."""
-    return [ancient(f"results/generated/{w.benchmark}/{d}/accepted.json") for d in DISTRIBUTIONS]
+    return [ancient(f"results/generated/{w.benchmark}/{d}/accepted.json") for d in DISTRIBUTIONS_OF[w.benchmark]]
 
 
 def finetune_inputs(w):
@@ -371,6 +381,25 @@ def model_dir(w):
     return f"results/models/{w.benchmark}/{w.classifier}/{w.condition}/seed{w.seed}"
 
 
+def per_dataset(pattern, classifiers=(None,), **fields):
+    """`pattern` for every synthetic dataset (benchmark x its distributions), in DATASETS order, and
+    for each of `classifiers` within a dataset where the pattern names one."""
+    return [
+        pattern.format(benchmark=b, distribution=d, classifier=c, **fields) for b, d in DATASETS for c in classifiers
+    ]
+
+
+def all_runs():
+    """metrics.json of every run: benchmark x classifier x (baseline + its distributions) x seed."""
+    return [
+        f"results/models/{b}/{c}/{cond}/seed{s}/metrics.json"
+        for b in BENCHMARKS
+        for c in CLASSIFIERS
+        for cond in ["baseline"] + DISTRIBUTIONS_OF[b]
+        for s in SEEDS
+    ]
+
+
 def final_targets():
     return (
         [
@@ -384,10 +413,6 @@ def final_targets():
             "results/stats/plots/confusion_matrices.png",
             "results/stats/plots/training_curves.png",
         ]
-        + expand(
-            "results/generated/{benchmark}/{distribution}/dialogues.jsonl",
-            benchmark=BENCHMARKS,
-            distribution=DISTRIBUTIONS,
-        )
+        + per_dataset("results/generated/{benchmark}/{distribution}/dialogues.jsonl")
         + (["results/stats/verification.csv"] if VERIFY["enabled"] else [])
     )

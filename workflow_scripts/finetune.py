@@ -7,6 +7,7 @@ from pathlib import Path
 from _job import start
 
 from ercsynth.dialogues import cap, read_dialogues
+from ercsynth.metrics import majority_floor
 from ercsynth.models import load_weights, save_weights
 from ercsynth.training import Trainer, assemble_metrics, evaluate, prediction_rows, write_jsonl
 
@@ -29,9 +30,11 @@ if sm.input.init:
 finetune = trainer.fit("finetune", train, p.epochs, dev)
 test_metrics, preds = evaluate(trainer.model, test, trainer.vocab, trainer.optim)
 data = {"train": len(train), "dev": len(dev), "test": len(test), "synthetic": synthetic}
-metrics = assemble_metrics(test_metrics, finetune, pretrain, identity | {"encoder": p.model["encoder"]}, data)
+floor = majority_floor(train, test, trainer.vocab.labels)
+run = identity | {"encoder": p.model["encoder"], "majority_floor_f1": floor}
+metrics = assemble_metrics(test_metrics, finetune, pretrain, run, data)
 write_jsonl(sm.output.predictions, prediction_rows(test, preds, trainer.vocab))
 save_weights(trainer.model, sm.output.model, identity | {"labels": list(trainer.vocab.labels), "phase": "finetune"})
 Path(sm.output.metrics).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
 trainer.discard_state()
-log.info("test weighted F1 %.4f", metrics["weighted_f1"])
+log.info("test weighted F1 %.4f (majority-class floor %.4f)", metrics["weighted_f1"], floor)

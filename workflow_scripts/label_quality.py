@@ -20,11 +20,11 @@ def labels_of(path):
     return [u.label for d in read_dialogues(path) for u in d.utterances]
 
 
-# The rule lists its inputs in the order of params.benchmarks x distributions (x classifiers).
+# The rule lists its inputs in the order of params.benchmarks, and of params.datasets (x classifiers).
 real = dict(zip(p.benchmarks, sm.input.real, strict=True))
-pairs = [(b, d) for b in p.benchmarks for d in p.distributions]
+pairs = [tuple(pair) for pair in p.datasets]  # (benchmark, distribution)
 synthetic = dict(zip(pairs, sm.input.synthetic, strict=True))
-triples = [(b, d, c) for b in p.benchmarks for d in p.distributions for c in p.classifiers]
+triples = [(b, d, c) for b, d in pairs for c in p.classifiers]
 predictions = dict(zip(triples, sm.input.predictions, strict=True))
 
 
@@ -42,7 +42,7 @@ for bench in p.benchmarks:
     vocab = vocabulary(bench, p.labels[bench])
     real_labels = labels_of(real[bench])
     dists[bench] = {"original": label_distribution(real_labels, vocab)}
-    for dist in p.distributions:
+    for dist in [d for b, d in pairs if b == bench]:
         synthetic_labels = labels_of(synthetic[(bench, dist)])
         dists[bench][dist] = label_distribution(synthetic_labels, vocab)
         for clf in p.classifiers:

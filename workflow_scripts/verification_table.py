@@ -8,7 +8,7 @@ from _job import start
 sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm, torch_threads=False)
 p = sm.params
-pairs = [(b, d) for b in p.benchmarks for d in p.distributions]  # the rule's input order
+pairs = [tuple(pair) for pair in p.datasets]  # (benchmark, distribution), the rule's input order
 rows = []
 for (bench, dist), path in zip(pairs, sm.input, strict=True):
     with open(path, encoding="utf-8") as fh:

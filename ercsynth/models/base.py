@@ -8,7 +8,9 @@ longest IEMOCAP dialogue trains at max length 512 in bounded memory.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,6 +20,26 @@ from ercsynth.dialogues import Dialogue
 
 MAX_SPEAKER_TOKENS = 10
 Row = tuple[int, int]
+
+
+POOLINGS = ("auto", "first", "mean")
+
+
+def encoder_pooling(path: str | Path, pooling: str) -> str:
+    """'first' or 'mean': `pooling`, or for 'auto' the pooling the encoder was trained with.
+
+    A sentence-transformers folder (all-MiniLM-L6-v2) declares it in 1_Pooling/config.json: its
+    [CLS] vector was never trained as a summary, its mean was. Anything else (RoBERTa, as the
+    originals use) pools with the first token, as the released classifiers do.
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"training.pooling: {pooling!r} is not one of {', '.join(POOLINGS)}")
+    if pooling != "auto":
+        return pooling
+    config = Path(path) / "1_Pooling" / "config.json"
+    if config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("pooling_mode_mean_tokens"):
+        return "mean"
+    return "first"
 
 
 def resolve_encoder(name: str) -> str:
@@ -42,6 +64,7 @@ class ModelSettings:
     max_length: int
     pad_to_multiple_of: int
     options: dict[str, Any] = field(default_factory=dict)  # the classifier's own config section
+    pooling: str = "first"  # how an encoder input becomes one vector: first (token) or mean, or auto
 
     @classmethod
     def from_config(cls, training: dict, classifier: str, num_labels: int) -> ModelSettings:
@@ -52,6 +75,7 @@ class ModelSettings:
             max_length=training["max_length"],
             pad_to_multiple_of=training["pad_to_multiple_of"],
             options=dict(training[classifier]),
+            pooling=training["pooling"],
         )
 
 
@@ -100,6 +124,7 @@ class ERCModel(nn.Module):
             self.encoder.resize_token_embeddings(len(self.tokenizer))
             self.speaker_ids = self.tokenizer.convert_tokens_to_ids(tokens)
         self.hidden = self.encoder.config.hidden_size
+        self.pooling = encoder_pooling(path, settings.pooling)
         tok = self.tokenizer
         self.cls_id = tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id
         self.sep_id = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
@@ -141,9 +166,16 @@ class ERCModel(nn.Module):
         return ids, mask
 
     def encode_first(self, seqs: list[list[int]], encoder: nn.Module | None = None) -> torch.Tensor:
-        """First-token vectors (<s> / [CLS]) of each sequence."""
+        """One vector per sequence: its first token (<s> / [CLS]), or its mean (`pooling`)."""
         ids, mask = self.pad(seqs)
-        return (encoder or self.encoder)(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]
+        return self.pool((encoder or self.encoder)(input_ids=ids, attention_mask=mask).last_hidden_state, mask)
+
+    def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(n, length, h) states -> (n, h): the first token's, or the mean over the unpadded tokens."""
+        if self.pooling == "first":
+            return hidden[:, 0]
+        weights = mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
     def row_length(self, dialogue: Dialogue, t: int) -> int:
         """Tokens of the row's main encoder input, for packing forward passes into a token budget."""

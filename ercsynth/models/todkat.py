@@ -130,7 +130,7 @@ class TODKAT(ERCModel):
         finally:
             self._topic_on = False
         kl, z = self._vae
-        return hidden[:, 0], torch.einsum("nrl,nlh->nrh", spans.to(hidden.dtype), hidden), kl, z
+        return self.pool(hidden, own), torch.einsum("nrl,nlh->nrh", spans.to(hidden.dtype), hidden), kl, z
 
     def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(utterance vectors, per-relation knowledge vectors (n, R, h), VAE loss).
