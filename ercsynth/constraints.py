@@ -36,6 +36,11 @@ class LineFormat:
     lines: int
     plan: tuple[str, ...] | None = None  # the symbol each line must carry (planned distribution)
     max_text_chars: int = MAX_TEXT_CHARS
+    # A symbol at least one line must carry (balanced: the target): forced on the last line if no
+    # earlier line chose it.
+    required: str | None = None
+    # No line's text may repeat an earlier line's, ignoring case and spaces (small models loop).
+    distinct_lines: bool = False
 
     def symbols_at(self, line: int) -> tuple[str, ...]:
         return (self.plan[line],) if self.plan else self.symbols
@@ -87,6 +92,22 @@ class LineState:
     speaker: str | None = None
     done: bool = False
     failed: bool = field(default=False)
+    key: str = ""  # the current line's text, lower-cased, spaces removed
+    earlier: set[str] = field(default_factory=set)  # the keys of the lines written
+    seen: set[str] = field(default_factory=set)  # the symbols written
+    forced: bool = False  # the last line's symbol was forced to fmt.required
+
+    def copies_earlier_line(self) -> bool:
+        """The text so far, ended here, would repeat an earlier line's (when lines must be distinct)."""
+        return self.fmt.distinct_lines and self.key in self.earlier
+
+    def _symbols(self) -> tuple[str, ...]:
+        symbols = self.fmt.symbols_at(self.line)
+        required = self.fmt.required
+        if required and self.line == self.fmt.lines - 1 and required not in self.seen and required in symbols:
+            self.forced = symbols != (required,)
+            return (required,)
+        return symbols
 
     def __post_init__(self) -> None:
         if self.fmt.lines <= 0:
@@ -120,22 +141,26 @@ class LineState:
             return True
         # text: at least one character that is not a space, then "|"
         if ch == "|":
-            if not self.text_chars:
+            if not self.text_chars or self.copies_earlier_line():
                 return False
             self.mode, self.consumed, self.after_choice = "choice", "", "line"
-            self.choices = tuple(c for s in self.fmt.symbols_at(self.line) for c in (f" {s}\n", f"{s}\n"))
+            self.choices = tuple(c for s in self._symbols() for c in (f" {s}\n", f"{s}\n"))
             return True
         if ch == "\n" or self.text_chars >= self.fmt.max_text_chars:
             return False
         if ch != " " or self.text_chars:
             self.text_chars += 1
+        if not ch.isspace():
+            self.key += ch.lower()
         return True
 
     def _end_choice(self, chosen: str) -> None:
         if self.after_choice == "text":
             self.speaker = chosen[:-2]
-            self.mode, self.text_chars, self.text_tokens = "text", 0, 0
+            self.mode, self.text_chars, self.text_tokens, self.key = "text", 0, 0, ""
             return
+        self.seen.add(chosen.strip())
+        self.earlier.add(self.key)
         self.previous_speaker = self.speaker
         self.line += 1
         if self.line >= self.fmt.lines:
@@ -299,6 +324,8 @@ class LineFormatProcessor:
             allowed[t.choice_ids(state)] = True
         elif not state.text_chars:
             allowed |= t.first_text
+        elif state.copies_earlier_line():  # the line may not end here: it must say something new
+            allowed |= t.text
         elif state.text_tokens >= self.text_budget[row] or state.text_chars >= state.fmt.max_text_chars - 20:
             allowed |= t.pipe
         else:

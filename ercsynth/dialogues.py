@@ -73,3 +73,14 @@ def cap(dialogues: list[Dialogue], limit: int | None) -> list[Dialogue]:
         return dialogues
     keep = sorted(random.Random(0).sample(range(len(dialogues)), limit))
     return [dialogues[i] for i in keep]
+
+
+def line_key(text: str) -> str:
+    """What makes two lines the same line: their text, lower-cased, without spaces."""
+    return "".join(text.lower().split())
+
+
+def repeated_lines(utterances: list[Utterance]) -> int:
+    """Lines whose text repeats an earlier line's of the same dialogue (case and spaces ignored)."""
+    keys = [line_key(u.text) for u in utterances]
+    return len(keys) - len(set(keys))

@@ -17,7 +17,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -29,6 +29,62 @@ from ercsynth.labels import vocabulary
 from ercsynth.prompts import AttemptSpec, Templates, build_prompt, pick_examples
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """What a generation job uses, built once from its rule's `settings` param (the `generation`
+    section of the config as rules/common.smk's generation_settings passes it) and read as fields."""
+
+    backend: str  # llamacpp, transformers or openai
+    engine: dict  # that backend's own section (model, parallel, context, ...)
+    dialogues: int
+    shards: int
+    batch_size: int | str  # or "auto"
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    seed: int
+    prompt_style: str
+    constrained: tuple[str, ...]  # the distributions decoded under the line format
+    speakers: tuple[int, int]
+    turns: tuple[int, int]
+    names: tuple[str, ...]
+    scenes: tuple[str, ...]
+    topics: tuple[str, ...]
+    distinct_lines: bool
+    repetition_penalty: float
+    labels: tuple[str, ...] | None = None  # a user benchmark's labels (a built-in's when None)
+    target_distribution: dict[str, float] | None = field(default=None)  # planned: weights per label
+
+    @classmethod
+    def from_params(cls, params: dict) -> GenerationSettings:
+        """Keys this class does not read (prompt paths, other sections) are left to their rules."""
+        return cls(
+            backend=params["backend"],
+            engine=dict(params.get(params["backend"]) or {}),
+            dialogues=params["dialogues"],
+            shards=params["shards"],
+            batch_size=params["batch_size"],
+            max_new_tokens=params["max_new_tokens"],
+            temperature=params["temperature"],
+            top_p=params["top_p"],
+            seed=params["seed"],
+            prompt_style=params["prompt_style"],
+            constrained=tuple(params["constrained"]),
+            speakers=tuple(params["speakers"]),
+            turns=tuple(params["turns"]),
+            names=tuple(params["names"]),
+            scenes=tuple(params["scenes"]),
+            topics=tuple(params["topics"]),
+            distinct_lines=params["repetition"]["distinct_lines"],
+            repetition_penalty=params["repetition"]["penalty"],
+            labels=tuple(params["labels"]) if params.get("labels") else None,
+            target_distribution=(params.get("planned") or {}).get("target_distribution"),
+        )
+
+    def decoding(self) -> DecodingParams:
+        return DecodingParams(self.max_new_tokens, self.temperature, self.top_p, self.repetition_penalty)
 
 
 @dataclass(frozen=True)
@@ -47,13 +103,13 @@ def plan_shard(
     benchmark: str,
     distribution: str,
     shard: int,
-    gen: dict,
+    gen: GenerationSettings,
     example_pool: list[Dialogue] | None = None,
 ) -> ShardPlan:
     """Attempts i with i % shards == shard. Balanced targets cycle through every label by i; planned
     attempts get their slice of the dataset's seeded label plan (`planned_labels`)."""
-    vocab = vocabulary(benchmark, gen.get("labels"))
-    n, shards = gen["dialogues"], gen["shards"]
+    vocab = vocabulary(benchmark, gen.labels)
+    n, shards = gen.dialogues, gen.shards
     own = range(shard, n, shards)
     if distribution != "planned":  # each attempt stands alone: build only this shard's
         return ShardPlan(
@@ -69,14 +125,14 @@ def plan_shard(
 
 
 def _attempt(
-    benchmark: str, distribution: str, i: int, gen: dict, vocab, example_pool: list[Dialogue] | None
+    benchmark: str, distribution: str, i: int, gen: GenerationSettings, vocab, example_pool: list[Dialogue] | None
 ) -> AttemptSpec:
-    lo_s, hi_s = gen["speakers"]
-    lo_t, hi_t = gen["turns"]
-    seed = attempt_seed(gen["seed"], benchmark, distribution, i)
+    lo_s, hi_s = gen.speakers
+    lo_t, hi_t = gen.turns
+    seed = attempt_seed(gen.seed, benchmark, distribution, i)
     rng = random.Random(seed)
     k = rng.randint(lo_s, max(lo_s, hi_s))
-    names = tuple(rng.sample(gen["names"], min(k, len(gen["names"]))))
+    names = tuple(rng.sample(gen.names, min(k, len(gen.names))))
     target = vocab.labels[i % len(vocab)] if distribution == "balanced" else None
     examples = tuple(pick_examples(example_pool, rng, target=target)) if example_pool else ()
     return AttemptSpec(
@@ -84,19 +140,21 @@ def _attempt(
         index=i,
         seed=seed,
         target=target,
-        scene=rng.choice(gen["scenes"]),
-        topic=rng.choice(gen["topics"]),
+        scene=rng.choice(gen.scenes),
+        topic=rng.choice(gen.topics),
         speakers=names,
         turns=rng.randint(lo_t, max(lo_t, hi_t)),
         example_ids=examples,
     )
 
 
-def planned_labels(turns: list[int], labels: tuple[str, ...], gen: dict, benchmark: str) -> list[tuple[str, ...]]:
+def planned_labels(
+    turns: list[int], labels: tuple[str, ...], gen: GenerationSettings, benchmark: str
+) -> list[tuple[str, ...]]:
     """One label per planned utterance, over the whole dataset in the proportions asked for
     (`generation.planned.target_distribution`, uniform when null), shuffled with the dataset's seed
     and dealt to the attempts in order. Every shard computes the same plan and takes its own slice."""
-    weights = (gen.get("planned") or {}).get("target_distribution") or {label: 1.0 for label in labels}
+    weights = gen.target_distribution or {label: 1.0 for label in labels}
     unknown = sorted(set(weights) - set(labels))
     if unknown:
         raise ValueError(
@@ -109,7 +167,7 @@ def planned_labels(turns: list[int], labels: tuple[str, ...], gen: dict, benchma
     for label in sorted(labels, key=lambda x: exact[x] - counts[x], reverse=True)[: total - sum(counts.values())]:
         counts[label] += 1
     pool = [label for label in labels for _ in range(counts[label])]
-    random.Random(attempt_seed(gen["seed"], benchmark, "planned-labels", 0)).shuffle(pool)
+    random.Random(attempt_seed(gen.seed, benchmark, "planned-labels", 0)).shuffle(pool)
     plans, start = [], 0
     for t in turns:
         plans.append(tuple(pool[start : start + t]))
@@ -117,11 +175,15 @@ def planned_labels(turns: list[int], labels: tuple[str, ...], gen: dict, benchma
     return plans
 
 
-def line_format(spec: AttemptSpec, vocab, max_text_chars: int = MAX_TEXT_CHARS) -> LineFormat:
-    """The constrained decoder's format for one attempt: its speakers, its length, its plan."""
+def line_format(
+    spec: AttemptSpec, vocab, max_text_chars: int = MAX_TEXT_CHARS, distinct_lines: bool = False
+) -> LineFormat:
+    """The constrained decoder's format for one attempt: its speakers, its length, its plan, the
+    target a balanced attempt must carry, and whether its lines must differ."""
     plan = tuple(str(vocab.symbol(label)) for label in spec.plan) if spec.plan else None
     symbols = tuple(str(i) for i in range(1, len(vocab) + 1))
-    return LineFormat(spec.speakers, symbols, spec.turns, plan, max_text_chars)
+    required = str(vocab.symbol(spec.target)) if spec.target else None
+    return LineFormat(spec.speakers, symbols, spec.turns, plan, max_text_chars, required, distinct_lines)
 
 
 def read_finished(partial: Path) -> dict[str, dict]:
@@ -150,7 +212,7 @@ def run_shard(
     plan: ShardPlan,
     backend: Backend,
     templates: Templates,
-    gen: dict,
+    gen: GenerationSettings,
     output: str | Path,
     example_pool: list[Dialogue] | None = None,
     progress: Callable | None = None,
@@ -168,19 +230,19 @@ def run_shard(
         len(plan.attempts) - len(todo),
         len(todo),
     )
-    vocab = vocabulary(plan.benchmark, gen.get("labels"))
-    params = DecodingParams(gen["max_new_tokens"], gen["temperature"], gen["top_p"])
-    style = gen["prompt_style"]
-    batch_size = gen["batch_size"]
+    vocab = vocabulary(plan.benchmark, gen.labels)
+    params = gen.decoding()
+    style = gen.prompt_style
+    batch_size = gen.batch_size
     # Planned attempts are always constrained: the decoder, not the model, writes their symbols.
-    constrained = plan.distribution in gen.get("constrained", ()) or plan.distribution == "planned"
+    constrained = plan.distribution in gen.constrained or plan.distribution == "planned"
     log.info("constrained decoding: %s", "on" if constrained else "off")
     if batch_size == "auto":
         examples = [
             build_prompt(a, vocab, templates, style, [example_pool[i] for i in a.example_ids] if example_pool else None)
             for a in todo
         ]
-        batch_size = backend.auto_batch_size(examples, gen["max_new_tokens"]) if todo else 1
+        batch_size = backend.auto_batch_size(examples, gen.max_new_tokens) if todo else 1
         log.info("batch size auto: %d prompts per batch", batch_size)
     totals = {"seconds": 0.0, "completion_tokens": 0, "attempts": 0}
     bar = tqdm(
@@ -202,7 +264,7 @@ def run_shard(
                 )
                 for a in batch
             ]
-            formats = [line_format(a, vocab) for a in batch] if constrained else None
+            formats = [line_format(a, vocab, distinct_lines=gen.distinct_lines) for a in batch] if constrained else None
             t0 = time.perf_counter()
             completions = backend.generate(prompts, params, [a.seed for a in batch], formats)
             wall = time.perf_counter() - t0
@@ -221,6 +283,7 @@ def run_shard(
                     "response_prefix": prompt.prefix,
                     "completion": comp.text,
                     "error": comp.error,
+                    "target_forced": comp.forced,
                     "backend": backend.name,
                     "model": backend.model,
                     "decoding": asdict(params),

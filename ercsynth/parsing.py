@@ -16,7 +16,7 @@ from pathlib import Path
 
 from scipy.spatial.distance import jensenshannon
 
-from ercsynth.dialogues import Dialogue, Utterance, write_dialogues
+from ercsynth.dialogues import Dialogue, Utterance, repeated_lines, write_dialogues
 from ercsynth.labels import Vocabulary, vocabulary
 
 # "Name | utterance | 3", tolerating list numbering, bold markers, "(3)" and "3 = joy"/"joy".
@@ -47,6 +47,7 @@ REASONS = (
     "missing_speaker_or_text",
     "too_few_utterances",
     "single_speaker",
+    "repetitive",
     "target_emotion_absent",
     "duplicate",
 )
@@ -85,6 +86,7 @@ def parse_completion(
     target: str | None = None,
     max_chars: int = 20000,
     error: str | None = None,
+    max_repeated_share: float = 1.0,
 ) -> ParseResult:
     if error:
         return ParseResult(None, "backend_error")
@@ -141,6 +143,8 @@ def parse_completion(
         return ParseResult(None, "too_few_utterances", dropped, skipped)
     if len({u.speaker.lower() for u in utterances}) < 2:
         return ParseResult(None, "single_speaker", dropped, skipped)
+    if repeated_lines(utterances) / len(utterances) > max_repeated_share:
+        return ParseResult(None, "repetitive", dropped, skipped)
     if target is not None and all(u.label != target for u in utterances):
         return ParseResult(None, "target_emotion_absent", dropped, skipped)
     return ParseResult(Dialogue(dialogue_id, utterances), None, dropped, skipped)
@@ -210,6 +214,7 @@ def parse_records(
     min_utterances: int = 4,
     max_chars: int = 20000,
     labels: list[str] | None = None,
+    max_repeated_share: float = 1.0,
 ) -> tuple[list[Dialogue], ParseReport]:
     """`labels`: the benchmark definition's labels (a built-in benchmark's when None)."""
     vocab = vocabulary(benchmark, labels)
@@ -237,6 +242,7 @@ def parse_records(
             rec.get("target_emotion"),
             max_chars,
             rec.get("error"),
+            max_repeated_share,
         )
         report.truncated_lines_dropped += int(res.dropped_truncated_line)
         report.skipped_lines += res.skipped_lines
@@ -250,7 +256,7 @@ def parse_records(
             continue
         seen.add(key)
         dialogues.append(res.dialogue)
-        valid_targets.append(rec.get("target_emotion"))
+        valid_targets.append((rec.get("target_emotion"), bool(rec.get("target_forced"))))
         for u in res.dialogue.utterances:
             report.label_counts[u.label] += 1
     _asked_and_achieved(report, records, vocab, valid_targets)
@@ -279,8 +285,14 @@ def _asked_and_achieved(report: ParseReport, records: list[dict], vocab: Vocabul
             asked[rec["target_emotion"]] += 1
     if report.distribution == "balanced":
         tried = Counter(rec.get("target_emotion") for rec in records)
-        kept = Counter(valid_targets)
-        report.yield_per_target = {t: {"attempted": tried[t], "valid": kept[t]} for t in labels}
+        kept = Counter(target for target, _ in valid_targets)
+        forced = Counter(target for target, was_forced in valid_targets if was_forced)
+        # forced: the decoder put the target on the last line because the model had not chosen it, so
+        # valid - forced is how often the model wrote the emotion by itself.
+        report.yield_per_target = {
+            t: {"attempted": tried[t], "valid": kept[t], "free": kept[t] - forced[t], "forced": forced[t]}
+            for t in labels
+        }
     achieved = [report.achieved[label] for label in labels]
     if sum(achieved):
         report.js_distance_to_uniform = round(float(jensenshannon(achieved, [1.0] * len(labels), base=2)), 4)

@@ -112,3 +112,22 @@ def plot_confusions(items: list[tuple[str, list[str], np.ndarray]], out: str | P
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
+
+
+def plot_data_quality(df: pd.DataFrame, columns: list[str], out: str | Path) -> None:
+    """One panel per figure (`columns`), a bar per dataset (the real train split first), per benchmark."""
+    shown = [c for c in columns if c in df and df[c].notna().any()]
+    benches = sorted(df["benchmark"].unique())
+    fig, axes = plt.subplots(len(benches), len(shown), figsize=(2.6 * len(shown), 2.8 * len(benches)), squeeze=False)
+    for r, bench in enumerate(benches):
+        sub = df[df["benchmark"] == bench]
+        order = sorted(sub["dataset"], key=lambda d: (d != "train", d))
+        sub = sub.set_index("dataset").loc[order]
+        for ax, column in zip(axes[r], shown, strict=True):
+            colors = [COLORS.get("original" if d == "train" else d) for d in order]
+            ax.bar(range(len(order)), sub[column].fillna(0.0), color=colors)
+            ax.set_xticks(range(len(order)), order, rotation=45, fontsize=7)
+            ax.set_title(f"{bench}: {column.replace('_', ' ')}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)

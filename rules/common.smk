@@ -22,7 +22,7 @@ from ercsynth.benchmarks import (  # noqa: E402
     load_file,
 )
 from ercsynth.config import ConfigError, check_config, schema_enum  # noqa: E402
-from ercsynth.embedded import embedded_model_names  # noqa: E402
+from ercsynth.backends.embedded import embedded_model_names  # noqa: E402
 from ercsynth.hub import MARKER, MODELS_DIR, hub_model, hub_models, local_path  # noqa: E402
 from ercsynth.runtime import code_fingerprint, count_gpus, export_local_gpus  # noqa: E402
 
@@ -176,7 +176,7 @@ def classifier_code(script):
 
 
 # --------------------------------------------------------------------------- settings per job
-PARSE_ONLY = ("min_utterances", "max_output_chars")
+PARSE_ONLY = ("min_utterances", "max_output_chars", "max_repeated_share")
 
 
 def benchmark_generation(bench):
@@ -400,10 +400,19 @@ def all_runs():
     ]
 
 
+def quality_source(w):
+    """The dialogues a data_quality job describes: a synthetic dataset, or the real train split."""
+    if w.source == "train":
+        return f"results/benchmarks/{w.benchmark}/train.jsonl"
+    return f"results/generated/{w.benchmark}/{w.source}/dialogues.jsonl"
+
+
 def final_targets():
     return (
         [
             "results/stats/results.csv",
+            "results/stats/data_quality.csv",
+            "results/stats/plots/data_quality.png",
             "results/stats/summary.md",
             "results/stats/friedman.json",
             "results/stats/label_quality.csv",

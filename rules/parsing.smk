@@ -29,6 +29,7 @@ rule parse:
     params:
         min_utterances=lambda w: parse_settings(w)["min_utterances"],
         max_output_chars=lambda w: parse_settings(w)["max_output_chars"],
+        max_repeated_share=lambda w: parse_settings(w)["max_repeated_share"],
         labels=labels_of,
         licence=lambda w: DEFINITIONS[w.benchmark].licence,
         licence_id=lambda w: DEFINITIONS[w.benchmark].licence_id,

@@ -82,3 +82,55 @@ rule label_quality:
         code=script_code("label_quality.py"),
     script:
         "../workflow_scripts/label_quality.py"
+
+
+# Text and label figures per dataset (synthetic, and the real train split beside them), then one table.
+rule data_quality:
+    input:
+        dialogues=quality_source,
+        real="results/benchmarks/{benchmark}/train.jsonl",
+    output:
+        "results/stats/data_quality/{benchmark}/{source}.json",
+    log:
+        f"{LOGS}/data_quality/{{benchmark}}_{{source}}.log",
+    wildcard_constraints:
+        source="train|natural|balanced|planned",
+    conda:
+        "../envs/stats.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        settings=config["data_quality"],
+        labels=labels_of,
+        code=script_code("data_quality.py"),
+    script:
+        "../workflow_scripts/data_quality.py"
+
+
+rule data_quality_table:
+    input:
+        [f"results/stats/data_quality/{b}/train.json" for b in BENCHMARKS]
+        + per_dataset("results/stats/data_quality/{benchmark}/{distribution}.json"),
+    output:
+        csv=report(
+            "results/stats/data_quality.csv",
+            caption="report/data_quality.rst",
+            category="Synthetic data",
+        ),
+        plot=report(
+            "results/stats/plots/data_quality.png",
+            caption="report/data_quality.rst",
+            category="Synthetic data",
+        ),
+    log:
+        f"{LOGS}/data_quality_table.log",
+    conda:
+        "../envs/stats.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        code=script_code("data_quality_table.py"),
+    script:
+        "../workflow_scripts/data_quality_table.py"

@@ -24,6 +24,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -34,11 +35,11 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from ercsynth.backends import COMPLETION_STOPS, DecodingParams, TransformersBackend  # noqa: E402
+from ercsynth.backends.embedded import convert_embedded, embedded_model_names, gguf_file  # noqa: E402
+from ercsynth.backends.llamacpp import TOP_K, LlamaCppBackend  # noqa: E402
 from ercsynth.benchmarks import load_split  # noqa: E402
-from ercsynth.embedded import convert_embedded, embedded_model_names, gguf_file  # noqa: E402
-from ercsynth.generation import plan_shard, run_shard  # noqa: E402
+from ercsynth.generation import GenerationSettings, plan_shard, run_shard  # noqa: E402
 from ercsynth.labels import Vocabulary  # noqa: E402
-from ercsynth.llamacpp import TOP_K, LlamaCppBackend  # noqa: E402
 from ercsynth.parsing import parse_records, read_raw  # noqa: E402
 from ercsynth.prompts import Templates, build_prompt  # noqa: E402
 
@@ -74,9 +75,10 @@ def main() -> None:
         *(REPO / gen["prompts"][k] for k in ("completion", "chat", "balanced_constraint", "planned_constraint"))
     )
     pool = load_split(args.benchmarks_dir, args.benchmark, "train") if args.style == "completion" else None
-    plan = plan_shard(args.benchmark, args.distribution, 0, gen, pool)
+    settings = GenerationSettings.from_params(gen)
+    plan = plan_shard(args.benchmark, args.distribution, 0, settings, pool)
     vocab = Vocabulary.of(args.benchmark)
-    params = DecodingParams(gen["max_new_tokens"], gen["temperature"], gen["top_p"])
+    params = settings.decoding()
     prompts = [
         build_prompt(a, vocab, templates, args.style, [pool[i] for i in a.example_ids] if pool else None)
         for a in plan.attempts
@@ -111,7 +113,7 @@ def main() -> None:
             backend = TransformersBackend(model_path, conversation_format=args.conversation_format)
             print(f"loaded the checkpoint in {time.perf_counter() - t0:.1f} s")
             size = 8 if batch == "auto" else batch
-            gen["batch_size"] = size
+            settings = replace(settings, batch_size=size)
             backend.generate(prompts[:size], DecodingParams(8, params.temperature, params.top_p), [0] * size)
             rows["bare model.generate"] = bare_transformers(backend, prompts, plan, params, size, args.style)
 
@@ -122,7 +124,7 @@ def main() -> None:
                 continue
             raw = Path(tmp) / f"shard0_{len(constrained)}.jsonl"
             t0 = time.perf_counter()
-            run_shard(plan, backend, templates, gen | {"constrained": constrained}, raw, pool)
+            run_shard(plan, backend, templates, replace(settings, constrained=tuple(constrained)), raw, pool)
             seconds = time.perf_counter() - t0
             records = read_raw([raw])
             tokens = sum(r["completion_tokens"] for r in records)

@@ -209,7 +209,7 @@ def timed_dialogues(timed: list[list[Dialogue]]) -> list[Dialogue]:
 # --------------------------------------------------------------------------- generation
 def bench_generation(llama_dir: Path, args, device) -> list[dict]:
     from ercsynth.backends import DecodingParams, TransformersBackend
-    from ercsynth.generation import plan_shard
+    from ercsynth.generation import GenerationSettings, plan_shard
     from ercsynth.labels import Vocabulary
     from ercsynth.prompts import Templates, build_prompt
 
@@ -218,7 +218,7 @@ def bench_generation(llama_dir: Path, args, device) -> list[dict]:
         *(REPO / gen["prompts"][k] for k in ("completion", "chat", "balanced_constraint", "planned_constraint"))
     )
     vocab = Vocabulary.of("MELD")
-    plan = plan_shard("MELD", "balanced", 0, gen | {"dialogues": 512, "shards": 1})
+    plan = plan_shard("MELD", "balanced", 0, GenerationSettings.from_params(gen | {"dialogues": 512, "shards": 1}))
     prompts = [build_prompt(a, vocab, templates, "chat") for a in plan.attempts]
     t0 = time.perf_counter()
     backend = TransformersBackend(str(llama_dir), quantization="4bit", conversation_format="vicuna")

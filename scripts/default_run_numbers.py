@@ -3,8 +3,9 @@
 Usage: python scripts/default_run_numbers.py [WORKDIR]   (the folder that holds results/)
 
 Wall time per stage comes from Snakemake's `benchmark:` records (results/timing/); yields from
-parse_report.json; F1 from results/stats/summary.md; the Friedman test from friedman.json; label
-quality from label_quality.csv, with the rows whose reference classifier cannot judge counted apart.
+parse_report.json; F1 from results/stats/summary.md, each baseline's margin over the majority-class
+floor from results.csv; the Friedman test from friedman.json; label quality from label_quality.csv,
+with the rows whose reference classifier cannot judge counted apart; data quality from data_quality.csv.
 """
 
 from __future__ import annotations
@@ -42,11 +43,20 @@ def main() -> None:
         print(f"{bench:9s} {dist:9s} {r['valid']}/{r['attempted']} valid  rejected {rejected}{asked}")
         print(f"{'':19s} achieved label shares {r.get('achieved')}")
         if r.get("yield_per_target"):
-            per = {t: f"{v['valid']}/{v['attempted']}" for t, v in r["yield_per_target"].items()}
+            per = {
+                t: f"{v['valid']}/{v['attempted']} (free {v.get('free', '?')}, forced {v.get('forced', '?')})"
+                for t, v in r["yield_per_target"].items()
+            }
             print(f"{'':19s} yield per target {per}")
 
     print("\n== test weighted F1 (results/stats/summary.md)")
     print((results / "stats" / "summary.md").read_text().strip())
+
+    df = pd.read_csv(results / "stats" / "results.csv")
+    print("\n== baselines against the majority-class floor (results.csv, F1 points)")
+    for _, row in df[df["condition"] == "baseline"].iterrows():
+        f1, floor = 100 * row["weighted_f1"], 100 * row["majority_floor_f1"]
+        print(f"{row['benchmark']:9s} {row['classifier']:9s} {f1:6.2f}  floor {floor:6.2f}  margin {f1 - floor:+6.2f}")
 
     fr = json.loads((results / "stats" / "friedman.json").read_text())["overall"]
     print("\n== Friedman test over all blocks (friedman.json)")
@@ -66,6 +76,12 @@ def main() -> None:
     print(f"Jensen-Shannon distance to the real labels: {q['js_distance'].min():.2f} to {q['js_distance'].max():.2f}")
     for _, row in q[~q["reference_ok"]].iterrows():
         print(f"  {row['benchmark']} {row['distribution']} {row['classifier']}: {row['reference_note']}")
+
+    quality = results / "stats" / "data_quality.csv"
+    if quality.exists():
+        print("\n== data quality (data_quality.csv)")
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(pd.read_csv(quality).round(3).to_string(index=False))
 
 
 if __name__ == "__main__":

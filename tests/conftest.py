@@ -49,6 +49,14 @@ def require_workflow_mark(what: str) -> None:
         raise AssertionError(f"this test starts {what}: mark it @pytest.mark.workflow (the slow lane)")
 
 
+def generation_settings(**overrides):
+    """GenerationSettings as a generation job gets them: config.yaml's generation section, these keys over it."""
+    from ercsynth.config import load_config
+    from ercsynth.generation import GenerationSettings
+
+    return GenerationSettings.from_params(load_config(REPO / "config.yaml")["generation"] | overrides)
+
+
 def snakemake(
     workdir: Path,
     *args: str,

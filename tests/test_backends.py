@@ -15,6 +15,7 @@ from ercsynth.backends import (
     OpenAIBackend,
     TransformersBackend,
     cut_at_stops,
+    penalize_repeats,
     render_chat,
 )
 from ercsynth.labels import Vocabulary
@@ -189,3 +190,15 @@ def test_the_test_server_speaks_the_protocol(server):
     assert post("/v1/completions", good | {"seed": "1"}) == 400
     assert post("/v1/chat/completions", {"model": "m", "messages": [{"content": "hi"}]}) == 400
     assert len(server.rejected) == 3
+
+
+def test_the_repetition_penalty_is_transformers_own():
+    import torch
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    assert penalize_repeats(torch.tensor([2.0, -2.0, 1.0]), {0, 1}, 2.0).tolist() == [1.0, -4.0, 1.0]
+    torch.manual_seed(0)
+    scores, seen = torch.randn(50), torch.tensor([[3, 7, 7, 12, 49]])
+    theirs = RepetitionPenaltyLogitsProcessor(1.3)(seen, scores.clone().unsqueeze(0))[0]
+    assert torch.equal(penalize_repeats(scores.clone(), set(seen[0].tolist()), 1.3), theirs)
+    assert torch.equal(penalize_repeats(scores.clone(), {3}, 1.0), scores)  # 1.0 is off

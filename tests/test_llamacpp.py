@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from conftest import generation_settings
 
 from ercsynth.backends import COMPLETION_STOPS, DecodingParams, make_backend
+from ercsynth.backends.embedded import embedded_gguf
+from ercsynth.backends.llamacpp import LlamaCppBackend, _common_prefix
 from ercsynth.constraints import LineFormat
-from ercsynth.embedded import embedded_gguf
 from ercsynth.labels import Vocabulary
-from ercsynth.llamacpp import LlamaCppBackend, _common_prefix
 from ercsynth.parsing import parse_completion
 from ercsynth.prompts import HEADER, Prompt
 
@@ -97,7 +98,7 @@ def test_the_shared_prompt_start_is_found():
 
 
 def test_make_backend_builds_the_embedded_engine_from_the_config():
-    gen = {"backend": "llamacpp", "llamacpp": {"model": "gemma3-270m", "parallel": 3, "context": 512}}
+    gen = generation_settings(backend="llamacpp", llamacpp={"model": "gemma3-270m", "parallel": 3, "context": 512})
     backend = make_backend(gen, threads=1)
     try:
         assert backend.name == "llamacpp" and backend.model == "gemma3-270m" and backend.parallel == 3

@@ -35,6 +35,7 @@ OPTIONS = {
         "comet_batch_size": 8,
         "relations": ["xReact", "oReact", "xIntent"],
         "layers": 1,
+        "positions": "sinusoidal",
     },
 }
 
@@ -92,6 +93,47 @@ def test_pooling_auto_is_the_encoders_own_and_mean_skips_padding(tiny_roberta, t
     hidden = torch.arange(12.0).reshape(2, 3, 2)
     mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
     assert model.pool(hidden, mask).tolist() == [[1.0, 2.0], [8.0, 9.0]]
+
+
+def test_todkat_at_step_0_computes_what_the_pretrained_encoder_computes(tiny_roberta):
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    model = build_model(settings(tiny_roberta, "todkat")).eval()
+    plain = AutoModel.from_pretrained(tiny_roberta).eval()
+    texts = [u.text for u in DIALOGUES[0].utterances]
+    joint = [model.joint_sequence(t, k)[0] for t, k in zip(texts, model.knowledge.texts(texts), strict=True)]
+    ids, mask = model.pad(joint)
+    own = torch.zeros(ids.shape)
+    own[:, 1:3] = 1
+    with torch.no_grad():
+        model._mask, model._topic_on = own, True  # the topic layer injects, as in training
+        ours = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        model._topic_on = False
+        theirs = plain(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert torch.equal(ours, theirs)
+    # Once trained, the injection does change the encoder: the hook is really on the path.
+    with torch.no_grad():
+        model.topic_embed.bias.fill_(0.5)
+        model._topic_on = True
+        moved = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        model._topic_on = False
+    assert not torch.allclose(moved, theirs)
+
+
+@pytest.mark.parametrize("positions", ["sinusoidal", "none"])
+def test_reversing_a_dialogue_changes_todkats_predictions_only_with_positions(tiny_roberta, positions):
+    torch.manual_seed(0)
+    model = build_model(settings(tiny_roberta, "todkat", positions=positions)).eval()
+    dialogue = DIALOGUES[0]
+    backwards = Dialogue(dialogue.dialogue_id, dialogue.utterances[::-1])
+    with torch.no_grad():
+        forward, _ = model([dialogue])
+        reverse, _ = model([backwards])
+    if positions == "none":  # the release's: a set of utterances, so each keeps its logits
+        assert torch.allclose(forward, reverse.flip(0), atol=1e-5)
+    else:
+        assert not torch.allclose(forward, reverse.flip(0), atol=1e-3)
 
 
 def test_compm_context_reaches_back_to_the_token_budget(tiny_roberta):

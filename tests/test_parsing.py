@@ -6,6 +6,7 @@ import pytest
 from conftest import BENCH
 
 from ercsynth.benchmarks import load_tsv
+from ercsynth.dialogues import repeated_lines
 from ercsynth.labels import Vocabulary
 from ercsynth.parsing import (
     REASONS,
@@ -57,12 +58,25 @@ def test_valid_dialogue():
         ("Ann | Hi | 1\nBo | Hey | 1\n", {}, "too_few_utterances"),
         ("Ann | Hi | 1\nAnn | Hey | 1\nAnn | Yo | 2\nANN | So | 1\n", {}, "single_speaker"),
         (GOOD, {"target": "fear"}, "target_emotion_absent"),
+        # Two of four lines repeat an earlier one (case and spaces ignored): a share of 0.5, over 0.25.
+        (
+            "Ann | Hi there | 1\nBo | OK | 2\nAnn | hi  THERE | 3\nBo | ok | 1\n",
+            {"max_repeated_share": 0.25},
+            "repetitive",
+        ),
         ("whatever", {"error": "HTTP 500"}, "backend_error"),
     ],
 )
 def test_rejections(text, kw, reason):
     assert reason in REASONS
     assert parse(text, **kw).reason == reason
+
+
+def test_a_dialogue_at_the_repeated_share_limit_is_kept():
+    text = "Ann | Hi there | 1\nBo | OK | 2\nAnn | Fine. | 3\nBo | ok | 1\n"  # one repeat in four lines
+    assert repeated_lines(parse(text).dialogue.utterances) == 1
+    assert parse(text, max_repeated_share=0.25).reason is None
+    assert parse(text, max_repeated_share=0.2).reason == "repetitive"
 
 
 def test_tolerated_variants():
@@ -249,12 +263,14 @@ def test_report_gives_asked_and_achieved_distributions_and_yield_per_target():
     balanced = [
         {"index": 0, "completion": good, "target_emotion": "anger"},
         {"index": 1, "completion": good, "target_emotion": "fear"},  # fear absent: rejected
-        {"index": 2, "completion": good.replace("Hi!", "Hey!"), "target_emotion": "joy"},
+        {"index": 2, "completion": good.replace("Hi!", "Hey!"), "target_emotion": "joy", "target_forced": True},
     ]
     _, report = parse_records(balanced, "MELD", "balanced", min_utterances=4)
-    assert report.yield_per_target["anger"] == {"attempted": 1, "valid": 1}
-    assert report.yield_per_target["fear"] == {"attempted": 1, "valid": 0}
-    assert report.yield_per_target["sadness"] == {"attempted": 0, "valid": 0}
+    # joy was put on its last line by the decoder: valid, but not the model's own choice.
+    assert report.yield_per_target["anger"] == {"attempted": 1, "valid": 1, "free": 1, "forced": 0}
+    assert report.yield_per_target["joy"] == {"attempted": 1, "valid": 1, "free": 0, "forced": 1}
+    assert report.yield_per_target["fear"] == {"attempted": 1, "valid": 0, "free": 0, "forced": 0}
+    assert report.yield_per_target["sadness"] == {"attempted": 0, "valid": 0, "free": 0, "forced": 0}
     assert report.asked["anger"] == round(1 / 3, 4) and report.js_distance_asked_achieved > 0.3
     _, report = parse_records([balanced[0] | {"target_emotion": None}], "MELD", "natural", min_utterances=4)
     assert report.asked is None and report.yield_per_target is None and report.achieved["neutral"] == 0.5

@@ -1,21 +1,23 @@
+from dataclasses import replace
+
 import pytest
-from conftest import BENCH, REPO
+from conftest import BENCH, REPO, generation_settings
 
 from ercsynth.benchmarks import load_split
 from ercsynth.generation import plan_shard
 from ercsynth.labels import Vocabulary
 from ercsynth.prompts import TemplateError, Templates, build_prompt
 
-GEN = {
-    "dialogues": 21,
-    "shards": 3,
-    "seed": 5,
-    "speakers": [2, 3],
-    "turns": [5, 9],
-    "scenes": ["a kitchen", "a bus"],
-    "topics": ["rent", "a party"],
-    "names": ["Ann", "Bo", "Cy", "Di"],
-}
+GEN = generation_settings(
+    dialogues=21,
+    shards=3,
+    seed=5,
+    speakers=[2, 3],
+    turns=[5, 9],
+    scenes=["a kitchen", "a bus"],
+    topics=["rent", "a party"],
+    names=["Ann", "Bo", "Cy", "Di"],
+)
 TEMPLATES = Templates.load(*(REPO / "prompts" / f for f in ("completion.txt", "chat.txt", "balanced_constraint.txt")))
 
 
@@ -31,7 +33,7 @@ def test_plans_are_seeded_and_shards_partition_the_attempts():
     ids = [x.index for s in range(3) for x in plan_shard("MELD", "natural", s, GEN).attempts]
     assert sorted(ids) == list(range(21))
     assert len({x.seed for x in a.attempts}) == len(a.attempts)
-    assert plan_shard("MELD", "natural", 1, {**GEN, "seed": 6}).attempts[0].seed != a.attempts[0].seed
+    assert plan_shard("MELD", "natural", 1, replace(GEN, seed=6)).attempts[0].seed != a.attempts[0].seed
 
 
 def test_chat_prompt_has_symbols_and_constraint():

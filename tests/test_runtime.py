@@ -64,12 +64,17 @@ def closure(script, exclude=()):
 
 def test_code_closure_follows_the_imports_local_ones_included():
     generate = closure("generate.py")
-    # backends.py reaches embedded.py and llamacpp.py only through imports inside functions.
-    assert {"ercsynth/embedded.py", "ercsynth/llamacpp.py", "ercsynth/constraints.py"} <= generate
+    # The backends package reaches embedded.py and llamacpp.py only through imports inside make_backend.
+    assert {"ercsynth/backends/embedded.py", "ercsynth/backends/llamacpp.py", "ercsynth/constraints.py"} <= generate
     assert {"workflow_scripts/generate.py", "workflow_scripts/_job.py", "ercsynth/runtime.py"} <= generate
     assert "ercsynth/stats.py" not in generate and "ercsynth/plots.py" not in generate
     verify = closure("verify.py")
-    assert {"ercsynth/constraints.py", "ercsynth/embedded.py", "ercsynth/llamacpp.py", "ercsynth/metrics.py"} <= verify
+    assert {
+        "ercsynth/constraints.py",
+        "ercsynth/backends/embedded.py",
+        "ercsynth/backends/llamacpp.py",
+        "ercsynth/metrics.py",
+    } <= verify
     assert "ercsynth/plots.py" in closure("aggregate.py") and "ercsynth/plots.py" not in closure("finetune.py")
     # A classifier's jobs leave the other classifiers' modules out.
     compm = closure("finetune.py", ["ercsynth.models.emoberta", "ercsynth.models.todkat"])
@@ -108,7 +113,7 @@ def test_code_fingerprint_changes_with_the_content_of_what_a_script_runs(code_co
 
     before = prints()
     assert before == prints()  # stable
-    embedded = code_copy / "ercsynth" / "embedded.py"
+    embedded = code_copy / "ercsynth" / "backends" / "embedded.py"
     embedded.write_text(embedded.read_text() + "\n# an edit\n")
     after = prints()
     assert after["generate.py"] != before["generate.py"]

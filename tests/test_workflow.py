@@ -225,6 +225,8 @@ REGENERATED = {
     "predict_synthetic": 6,
     "aggregate": 1,
     "label_quality": 1,
+    "data_quality": 2,
+    "data_quality_table": 1,
 }
 
 
@@ -261,6 +263,8 @@ def test_changed_natural_topics_rerun_the_natural_dataset_only(tiny_run):
         "predict_synthetic": 3,
         "aggregate": 1,
         "label_quality": 1,
+        "data_quality": 1,
+        "data_quality_table": 1,
     }
 
 
@@ -295,16 +299,18 @@ def workflow_copy(tmp_path_factory) -> Path:
     ("module", "expected"),
     [
         ("models/compm.py", {"pretrain": 2, "finetune": 3, "predict_synthetic": 2, "aggregate": 1, "label_quality": 1}),
-        ("stats.py", {"aggregate": 1, "label_quality": 1}),
+        ("stats.py", {"aggregate": 1, "label_quality": 1, "data_quality_table": 1}),
         # plots.py: the statistics draw with it; no training job imports it.
-        ("plots.py", {"aggregate": 1, "label_quality": 1}),
+        ("plots.py", {"aggregate": 1, "label_quality": 1, "data_quality_table": 1}),
+        # quality.py: the data-quality figures only, of every dataset (the train splits' too).
+        ("quality.py", {"data_quality": 3, "data_quality_table": 1}),
         (
             "parsing.py",
             {"parse": 2, "accept_synthetic": 2, "pretrain": 6, "finetune": 6, "aggregate": 1}
-            | {"predict_synthetic": 6, "label_quality": 1},
+            | {"predict_synthetic": 6, "label_quality": 1, "data_quality": 2, "data_quality_table": 1},
         ),
         # embedded.py is reached from generation only through a function's local import.
-        ("embedded.py", REGENERATED),
+        ("backends/embedded.py", REGENERATED),
     ],
 )
 def test_changed_module_reruns_the_rules_that_use_it(tiny_run, workflow_copy, module, expected):

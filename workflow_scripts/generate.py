@@ -6,13 +6,13 @@ from _job import start
 
 from ercsynth.backends import make_backend
 from ercsynth.dialogues import read_dialogues
-from ercsynth.generation import plan_shard, run_shard
+from ercsynth.generation import GenerationSettings, plan_shard, run_shard
 from ercsynth.prompts import Templates
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm)
-gen = sm.params.settings
-pool = read_dialogues(sm.input.examples) if gen["prompt_style"] == "completion" else None
+gen = GenerationSettings.from_params(sm.params.settings)
+pool = read_dialogues(sm.input.examples) if gen.prompt_style == "completion" else None
 plan = plan_shard(sm.wildcards.benchmark, sm.wildcards.distribution, int(sm.wildcards.shard), gen, pool)
 templates = Templates.load(*sm.input.prompts)
 t0 = time.perf_counter()

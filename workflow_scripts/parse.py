@@ -18,6 +18,7 @@ dialogues, report = parse_records(
     sm.params.min_utterances,
     sm.params.max_output_chars,
     sm.params.labels,
+    sm.params.max_repeated_share,
 )
 write_dialogues(sm.output.dialogues, dialogues)
 Path(sm.output.report).write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from _job import start
 
-from ercsynth.embedded import convert_embedded
+from ercsynth.backends.embedded import convert_embedded
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm)

@@ -51,6 +51,11 @@ class TODKAT(ERCModel):
         self.to_mu = nn.Linear(h, self.n_topics)
         self.to_logvar = nn.Linear(h, self.n_topics)
         self.topic_embed = nn.Linear(self.n_topics, h)
+        # Zero-initialised: at step 0 the injection adds nothing, so the encoder computes exactly what
+        # the pre-trained encoder computes, and the topic's effect is learned from there. (The release
+        # adds a randomly initialised projection, which perturbs every later layer from the start.)
+        nn.init.zeros_(self.topic_embed.weight)
+        nn.init.zeros_(self.topic_embed.bias)
         self.bow_decoder = nn.Linear(self.n_topics, vocab)
         self.know_query = nn.Linear(h, h)
         self.fuse = nn.Linear(2 * h, h)
@@ -69,6 +74,11 @@ class TODKAT(ERCModel):
         self.dialogue_tf.encoder.enable_nested_tensor = False
         self.dialogue_tf.encoder.use_nested_tensor = False
         self.classifier = nn.Sequential(nn.Dropout(0.1), nn.Linear(h, settings.num_labels))
+        # The dialogue transformer's order information: sinusoidal positions (Vaswani et al. 2017) added
+        # to its source and target sequences; "none" is the release's, which sees a dialogue as a set.
+        self.positions = opts.get("positions", "sinusoidal")
+        if self.positions not in ("sinusoidal", "none"):
+            raise ValueError(f"training.todkat.positions: {self.positions!r} is not sinusoidal or none")
         self._topic_on = False
         self._mask: torch.Tensor | None = None
         self._vae: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -195,6 +205,9 @@ class TODKAT(ERCModel):
         src = gather_padded(fused, layout)
         tgt = gather_padded(utt, layout)
         width = src.shape[1]
+        if self.positions == "sinusoidal":
+            table = sinusoidal_positions(width, self.hidden).to(src.device, src.dtype)
+            src, tgt = src + table, tgt + table
         pad_mask = torch.ones((len(sizes), width), dtype=torch.bool)
         for b, n in enumerate(sizes):
             pad_mask[b, :n] = False
@@ -211,3 +224,13 @@ class TODKAT(ERCModel):
         )
         flat = out.reshape(-1, out.shape[-1])[torch.tensor(order).to(out.device, non_blocking=True)]
         return self.classifier(flat), vae_loss
+
+
+def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
+    """(length, dim) fixed position encodings: sin on even, cos on odd dimensions (Vaswani et al. 2017)."""
+    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    rate = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-torch.log(torch.tensor(10000.0)) / dim))
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(position * rate)
+    table[:, 1::2] = torch.cos(position * rate[: dim // 2])
+    return table

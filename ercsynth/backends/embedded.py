@@ -7,7 +7,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from ercsynth.backends import BackendUnavailable
+from ercsynth.backends.base import BackendUnavailable
 
 
 @dataclass(frozen=True)

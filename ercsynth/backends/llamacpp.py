@@ -21,7 +21,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ercsynth.backends import COMPLETION_STOPS, BackendUnavailable, Completion, DecodingParams, cut_at_stops
+from ercsynth.backends.base import (
+    COMPLETION_STOPS,
+    BackendUnavailable,
+    Completion,
+    DecodingParams,
+    cut_at_stops,
+    penalize_repeats,
+)
 from ercsynth.constraints import LineFormat
 from ercsynth.prompts import Prompt
 
@@ -45,6 +52,7 @@ class _Running:
     generator: object  # torch.Generator seeded with the attempt's seed
     last: int = -1  # the token to decode next
     tokens: list[int] = field(default_factory=list)
+    seen: set[int] = field(default_factory=set)  # prompt and completion tokens (the repetition penalty's)
     raw: bytearray = field(default_factory=bytearray)
     prompt_tokens: int = 0
     error: str | None = None
@@ -241,6 +249,7 @@ class LlamaCppBackend:
                 completion_tokens=len(run.tokens),
                 seconds=time.perf_counter() - run.started,
                 error=run.error,
+                forced=processor is not None and processor.states[run.index].forced,
             )
             free.append(run.slot)
 
@@ -249,6 +258,7 @@ class LlamaCppBackend:
             if token == self.eos or (processor is None and self.lc.llama_vocab_is_eog(self.vocab, token)):
                 return True
             run.tokens.append(token)
+            run.seen.add(token)
             run.raw += pieces[token]
             if processor is not None:
                 processor.observe(run.index, token)
@@ -262,6 +272,8 @@ class LlamaCppBackend:
 
         def sample(rows: list[_Running], scores) -> list[int]:
             scores = scores.float()
+            for i, run in enumerate(rows):
+                penalize_repeats(scores[i], run.seen, params.repetition_penalty)
             if processor is not None:
                 scores = processor.mask([r.index for r in rows], scores)
             if params.temperature <= 0:
@@ -299,6 +311,7 @@ class LlamaCppBackend:
                 run = _Running(index=i, slot=free.pop(0), pos=0, generator=generator)
                 tokens = encoded[i]
                 run.prompt_tokens = len(tokens)
+                run.seen = set(tokens) if params.repetition_penalty != 1.0 else set()
                 status = self._start(run, tokens, prefix)
                 if status != 0:
                     run.error = (
