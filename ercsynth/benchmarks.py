@@ -37,6 +37,7 @@ GENERATION_KEYS: tuple[str, ...] = (
     "turns",
     "min_utterances",
     "max_output_chars",
+    "max_repeated_share",
     "scenes",
     "topics",
     "natural_topics",

@@ -2,8 +2,8 @@
 
     python scripts/estimate_study.py RUN_DIR [--configfile configs/laptop-study.yaml] [--cores 8]
 
-RUN_DIR is a finished run of the default config (scripts/time_default_run.sh leaves one); its
-`results/timing/` records give each job's wall time. The extrapolation is linear in the work:
+RUN_DIR is a finished run of the default config (scripts/time_default_run.sh leaves one, with the
+config.yaml it ran); its `results/timing/` records give each job's wall time. The extrapolation is linear in the work:
 
 - fine-tuning: seconds per utterance pass (training utterances x epochs, plus dev x epochs and
   test, counted alike, which overstates evaluation), per benchmark and classifier;
@@ -50,7 +50,8 @@ def main() -> None:
     args = ap.parse_args()
     results = args.run / "results"
     timing = results / "timing"
-    run_cfg = load_config(REPO / "config.yaml")
+    # The run's own defaults (a clone made by time_default_run.sh holds its config.yaml), else ours.
+    run_cfg = load_config(args.run / "config.yaml" if (args.run / "config.yaml").exists() else REPO / "config.yaml")
     study = load_config(REPO / "config.yaml", args.configfile)
     run_caps, study_caps = run_cfg["training"]["max_dialogues"], study["training"]["max_dialogues"]
 

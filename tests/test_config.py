@@ -64,7 +64,18 @@ def test_config_yaml_is_the_one_source_of_defaults():
     assert not re.search(r"\bdefault\s*:", schema_text)
     keys = leaf_keys(DEFAULT)
     assert len(keys) > 60
+    # Maps keyed by benchmark name (distributions_by_benchmark) hold entries, not keys: each may go.
+    maps = {
+        key
+        for key, node in load_schema(SCHEMA)["properties"].items()
+        if "additionalProperties" in node
+        and "properties" not in node
+        and isinstance(node["additionalProperties"], dict)
+    }
+    assert "distributions_by_benchmark" in maps
     for path in keys:
+        if len(path) == 2 and path[0] in maps:
+            continue
         cfg = copy.deepcopy(DEFAULT)
         node = cfg
         for part in path[:-1]:
