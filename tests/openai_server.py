@@ -16,8 +16,9 @@ ROUTES = {"/v1/completions": "completion", "/v1/chat/completions": "chat"}
 # Fields per endpoint, as the OpenAI API defines them: required ones, and every one we accept.
 REQUIRED = {"completion": {"model", "prompt"}, "chat": {"model", "messages"}}
 OPTIONAL = {"max_tokens", "temperature", "top_p", "seed", "stop", "n", "stream"}
-# Guided-decoding extensions: vLLM's guided_regex and the llama.cpp server's grammar (text both).
-OPTIONAL |= {"guided_regex", "grammar"}
+# Server extensions: vLLM's guided_regex and repetition_penalty, the llama.cpp server's grammar and
+# repeat_penalty (the OpenAI API itself has none of them, so an unknown server gets none).
+OPTIONAL |= {"guided_regex", "grammar", "repetition_penalty", "repeat_penalty"}
 TYPES = {
     "model": str,
     "prompt": str,
@@ -29,6 +30,8 @@ TYPES = {
     "stop": (str, list),
     "guided_regex": str,
     "grammar": str,
+    "repetition_penalty": (int, float),
+    "repeat_penalty": (int, float),
 }
 
 

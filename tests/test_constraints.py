@@ -172,10 +172,13 @@ def test_a_random_model_writes_only_the_format(tiny_llama):
 @pytest.mark.parametrize(("guided", "field"), [("vllm", "guided_regex"), ("llamacpp", "grammar"), ("none", None)])
 def test_the_openai_backend_sends_the_servers_guided_decoding_field(server, guided, field):  # noqa: F811
     backend = OpenAIBackend(server.url, "m", guided=guided)
-    backend.generate([Prompt("completion", "### Conversation\nAnn |", "Ann |")], DecodingParams(64), [1], [PLANNED])
+    params = DecodingParams(64, repetition_penalty=1.2)
+    backend.generate([Prompt("completion", "### Conversation\nAnn |", "Ann |")], params, [1], [PLANNED])
     (request,) = server.requests
-    if field is None:
-        assert "guided_regex" not in request and "grammar" not in request
+    if field is None:  # a server of unknown kind: the OpenAI API's fields only
+        assert not {"guided_regex", "grammar", "repetition_penalty", "repeat_penalty"} & set(request)
     else:
         expected = PLANNED.regex(prefixed=True) if guided == "vllm" else PLANNED.gbnf(prefixed=True)
         assert request[field] == expected
+        penalty = "repetition_penalty" if guided == "vllm" else "repeat_penalty"
+        assert request[penalty] == 1.2

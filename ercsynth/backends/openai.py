@@ -15,6 +15,9 @@ from ercsynth.constraints import LineFormat
 from ercsynth.prompts import Prompt
 
 log = logging.getLogger(__name__)
+# The repetition penalty's field on servers that take one: vLLM's has transformers' semantics, the
+# llama.cpp server's applies it to a window of recent tokens.
+PENALTY_FIELD = {"vllm": "repetition_penalty", "llamacpp": "repeat_penalty"}
 
 
 class OpenAIBackend:
@@ -78,11 +81,10 @@ class OpenAIBackend:
             "top_p": params.top_p,
             "seed": seed,
         }
-        if params.repetition_penalty != 1.0:
-            # vLLM's name for transformers' penalty; the llama.cpp server's own is repeat_penalty (over a
-            # window of recent tokens). Not part of OpenAI's API: sent only when asked for.
-            key = "repeat_penalty" if self.guided == "llamacpp" else "repetition_penalty"
-            payload[key] = params.repetition_penalty
+        if params.repetition_penalty != 1.0 and self.guided in PENALTY_FIELD:
+            # Not part of OpenAI's API, which rejects unknown fields: sent only to a server known to
+            # take it (guided: vllm or llamacpp); a server of unknown kind gets no penalty.
+            payload[PENALTY_FIELD[self.guided]] = params.repetition_penalty
         if fmt is not None and self.guided == "vllm":
             payload["guided_regex"] = fmt.regex(prefixed=bool(prompt.prefix))
         elif fmt is not None and self.guided == "llamacpp":
