@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ercsynth.dialogues import line_key
+
 MAX_TEXT_CHARS = 300
 # Tokens a line needs besides its text: the name (up to 3 tokens), " |", " |", " ", the symbol, "\n".
 LINE_OVERHEAD_TOKENS = 8
@@ -92,14 +94,14 @@ class LineState:
     speaker: str | None = None
     done: bool = False
     failed: bool = field(default=False)
-    key: str = ""  # the current line's text, lower-cased, spaces removed
-    earlier: set[str] = field(default_factory=set)  # the keys of the lines written
+    text: str = ""  # the current line's text so far
+    earlier: set[str] = field(default_factory=set)  # the written lines' line_key
     seen: set[str] = field(default_factory=set)  # the symbols written
     forced: bool = False  # the last line's symbol was forced to fmt.required
 
     def copies_earlier_line(self) -> bool:
         """The text so far, ended here, would repeat an earlier line's (when lines must be distinct)."""
-        return self.fmt.distinct_lines and self.key in self.earlier
+        return self.fmt.distinct_lines and line_key(self.text) in self.earlier
 
     def _symbols(self) -> tuple[str, ...]:
         symbols = self.fmt.symbols_at(self.line)
@@ -150,17 +152,16 @@ class LineState:
             return False
         if ch != " " or self.text_chars:
             self.text_chars += 1
-        if not ch.isspace():
-            self.key += ch.lower()
+        self.text += ch
         return True
 
     def _end_choice(self, chosen: str) -> None:
         if self.after_choice == "text":
             self.speaker = chosen[:-2]
-            self.mode, self.text_chars, self.text_tokens, self.key = "text", 0, 0, ""
+            self.mode, self.text_chars, self.text_tokens, self.text = "text", 0, 0, ""
             return
         self.seen.add(chosen.strip())
-        self.earlier.add(self.key)
+        self.earlier.add(line_key(self.text))
         self.previous_speaker = self.speaker
         self.line += 1
         if self.line >= self.fmt.lines:

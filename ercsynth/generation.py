@@ -62,7 +62,7 @@ class GenerationSettings:
         """Keys this class does not read (prompt paths, other sections) are left to their rules."""
         return cls(
             backend=params["backend"],
-            engine=dict(params.get(params["backend"]) or {}),
+            engine=dict(params[params["backend"]]),
             dialogues=params["dialogues"],
             shards=params["shards"],
             batch_size=params["batch_size"],

@@ -8,6 +8,8 @@ form a user writes for their own corpus (``ercsynth.benchmarks``).
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,3 +82,12 @@ class Vocabulary:
 def vocabulary(benchmark: str, labels: list[str] | tuple[str, ...] | None = None) -> Vocabulary:
     """The vocabulary a job was given (`labels` from its params), else the built-in benchmark's."""
     return Vocabulary(benchmark, tuple(labels)) if labels is not None else Vocabulary.of(benchmark)
+
+
+def label_distribution(values: Iterable[str], order: Sequence[str]):
+    """The share of each label of `order` among `values`, as an array (zeros if there are none)."""
+    import numpy as np  # lazily: the Snakefile imports this module at every start
+
+    counts = Counter(values)
+    v = np.array([counts.get(label, 0) for label in order], dtype=float)
+    return v / v.sum() if v.sum() else v

@@ -59,7 +59,7 @@ def plot_f1(df: pd.DataFrame, out: str | Path) -> None:
             mean = g.mean().reindex(clfs) * 100
             sd = g.std(ddof=1).reindex(clfs).fillna(0) * 100
             ax.bar(x + i * width - 0.4 + width / 2, mean, width, yerr=sd, capsize=3, label=cond, color=COLORS.get(cond))
-        floor = sub["majority_floor_f1"].mean() * 100 if "majority_floor_f1" in sub else float("nan")
+        floor = sub["majority_floor_f1"].mean() * 100  # NaN for runs from before the floor was recorded
         if not np.isnan(floor):
             ax.axhline(floor, color="black", linestyle="--", linewidth=1, label=f"majority floor {floor:.1f}")
         ax.set_xticks(x, clfs)
@@ -123,8 +123,8 @@ def plot_data_quality(df: pd.DataFrame, columns: list[str], out: str | Path) -> 
         sub = df[df["benchmark"] == bench]
         order = sorted(sub["dataset"], key=lambda d: (d != "train", d))
         sub = sub.set_index("dataset").loc[order]
+        colors = [COLORS.get("original" if d == "train" else d) for d in order]
         for ax, column in zip(axes[r], shown, strict=True):
-            colors = [COLORS.get("original" if d == "train" else d) for d in order]
             ax.bar(range(len(order)), sub[column].fillna(0.0), color=colors)
             ax.set_xticks(range(len(order)), order, rotation=45, fontsize=7)
             ax.set_title(f"{bench}: {column.replace('_', ' ')}", fontsize=8)

@@ -20,6 +20,7 @@ import numpy as np
 from scipy.spatial.distance import jensenshannon
 
 from ercsynth.dialogues import Dialogue, repeated_lines
+from ercsynth.labels import label_distribution
 
 COLUMNS = (
     "repeated_line_share",
@@ -54,15 +55,6 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-def label_shares(dialogues: Sequence[Dialogue], labels: Sequence[str]) -> np.ndarray:
-    counts = np.zeros(len(labels))
-    index = {label: i for i, label in enumerate(labels)}
-    for d in dialogues:
-        for u in d.utterances:
-            counts[index[u.label]] += 1
-    return counts / counts.sum() if counts.sum() else counts
-
-
 def dataset_quality(
     dialogues: Sequence[Dialogue], real: Sequence[Dialogue], labels: Sequence[str], settings: QualitySettings
 ) -> dict:
@@ -74,7 +66,8 @@ def dataset_quality(
     size = min(settings.sample_utterances, lines)
     rng = random.Random(settings.seed)
     samples = [rng.sample(texts, size) for _ in range(settings.samples)] if size else []
-    mine, theirs = label_shares(dialogues, labels), label_shares(real, labels)
+    mine = label_distribution((u.label for d in dialogues for u in d.utterances), labels)
+    theirs = label_distribution((u.label for d in real for u in d.utterances), labels)
     n = max(len(dialogues), 1)
     return {
         "dialogues": len(dialogues),

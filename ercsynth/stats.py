@@ -14,7 +14,7 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from ercsynth.labels import Vocabulary, vocabulary
+from ercsynth.labels import label_distribution, vocabulary
 from ercsynth.metrics import classification_metrics, cohen_kappa
 
 CONDITION_ORDER = ("baseline", "natural", "balanced", "planned")
@@ -191,12 +191,6 @@ def friedman_report(df: pd.DataFrame) -> dict:
     }
 
 
-def label_distribution(labels: list[str], vocab: Vocabulary) -> np.ndarray:
-    counts = Counter(labels)
-    v = np.array([counts.get(label, 0) for label in vocab.labels], dtype=float)
-    return v / v.sum() if v.sum() else v
-
-
 def label_quality_row(
     benchmark: str,
     distribution: str,
@@ -209,7 +203,7 @@ def label_quality_row(
     vocab = vocabulary(benchmark, labels)
     gen = [r["gold"] for r in predictions]
     pred = [r["pred"] for r in predictions]
-    p, q = label_distribution(synthetic_labels, vocab), label_distribution(real_labels, vocab)
+    p, q = label_distribution(synthetic_labels, vocab.labels), label_distribution(real_labels, vocab.labels)
     return {
         "benchmark": benchmark,
         "distribution": distribution,

@@ -7,9 +7,9 @@ from _job import start
 from scipy.spatial.distance import jensenshannon
 
 from ercsynth.dialogues import read_dialogues
-from ercsynth.labels import vocabulary
+from ercsynth.labels import label_distribution, vocabulary
 from ercsynth.plots import plot_label_distributions
-from ercsynth.stats import label_distribution, label_quality_row, reference_check
+from ercsynth.stats import label_quality_row, reference_check
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm, torch_threads=False)
@@ -41,10 +41,10 @@ rows, dists = [], {}
 for bench in p.benchmarks:
     vocab = vocabulary(bench, p.labels[bench])
     real_labels = labels_of(real[bench])
-    dists[bench] = {"original": label_distribution(real_labels, vocab)}
+    dists[bench] = {"original": label_distribution(real_labels, vocab.labels)}
     for dist in [d for b, d in pairs if b == bench]:
         synthetic_labels = labels_of(synthetic[(bench, dist)])
-        dists[bench][dist] = label_distribution(synthetic_labels, vocab)
+        dists[bench][dist] = label_distribution(synthetic_labels, vocab.labels)
         for clf in p.classifiers:
             preds = jsonl(predictions[(bench, dist, clf)])
             row = label_quality_row(bench, dist, clf, preds, synthetic_labels, real_labels, p.labels[bench])

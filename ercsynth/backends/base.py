@@ -43,7 +43,7 @@ def penalize_repeats(scores, token_ids, penalty: float):
 
     if penalty == 1.0 or not token_ids:
         return scores
-    index = torch.as_tensor(sorted(token_ids), dtype=torch.long, device=scores.device)
+    index = torch.as_tensor(list(token_ids), dtype=torch.long, device=scores.device)
     index = index[index < scores.shape[-1]]
     picked = scores[index]
     scores[index] = torch.where(picked < 0, picked * penalty, picked / penalty)

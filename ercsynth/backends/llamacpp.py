@@ -311,7 +311,7 @@ class LlamaCppBackend:
                 run = _Running(index=i, slot=free.pop(0), pos=0, generator=generator)
                 tokens = encoded[i]
                 run.prompt_tokens = len(tokens)
-                run.seen = set(tokens) if params.repetition_penalty != 1.0 else set()
+                run.seen = set(tokens)
                 status = self._start(run, tokens, prefix)
                 if status != 0:
                     run.error = (

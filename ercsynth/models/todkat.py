@@ -76,7 +76,7 @@ class TODKAT(ERCModel):
         self.classifier = nn.Sequential(nn.Dropout(0.1), nn.Linear(h, settings.num_labels))
         # The dialogue transformer's order information: sinusoidal positions (Vaswani et al. 2017) added
         # to its source and target sequences; "none" is the release's, which sees a dialogue as a set.
-        self.positions = opts.get("positions", "sinusoidal")
+        self.positions = opts["positions"]
         if self.positions not in ("sinusoidal", "none"):
             raise ValueError(f"training.todkat.positions: {self.positions!r} is not sinusoidal or none")
         self._topic_on = False
