@@ -179,9 +179,13 @@ def config_reference(config_yaml: str | Path) -> list[tuple[str, str, str]]:
 
 
 def schema_keys(schema: dict, prefix: str = "", root: dict | None = None) -> list[str]:
-    """Every key path the schema names under its top-level object properties (not free-form maps)."""
+    """Every key path the schema names under its top-level object properties (not free-form maps,
+    and of an override block, marked `x-overrides`, only the keys it requires: any other is one of
+    the overridden block's keys, documented there)."""
     root = root if root is not None else schema
     node = _resolve(schema, root)
+    if node.get("x-overrides"):
+        return [f"{prefix}{name}" for name in node.get("required", [])]
     keys = []
     for name, sub in node.get("properties", {}).items():
         path = f"{prefix}{name}"

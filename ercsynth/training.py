@@ -4,10 +4,13 @@
   the whole state (weights, optimizer, schedule, RNG states, dev curve) goes to
   `<state_dir>/last.pt`, stamped with a fingerprint of the job's settings and inputs; a killed
   job resumes from its next epoch, and a state from other settings is discarded, never resumed.
-- A step packs whole dialogues up to `batch_utterances` utterances. Its utterances ("rows") are
-  sorted by length and cut into forward passes of at most `max_tokens_per_step` padded tokens,
-  whose gradients add up before the one optimizer step: little padding, repeating shapes, and
-  bounded memory for a 110-utterance dialogue at max length 512.
+- How a phase trains is its `Recipe` (`ercsynth.recipe`). A step holds `batch_size` utterances drawn
+  from the whole split (CoMPM's and EmoBERTa's releases), whole dialogues packed up to `batch_size`
+  utterances, or `batch_size` whole dialogues (TODKAT's release). Every utterance gets the same
+  context and memory input whichever way it is drawn: the model reads it from its dialogue.
+- A step's utterances ("rows") are sorted by length and cut into forward passes of at most
+  `max_tokens_per_step` padded tokens, whose gradients add up before the one optimizer step:
+  little padding, repeating shapes, and bounded memory for a 110-utterance dialogue at length 512.
 - `predict` needs only a model: no optimizer, no trainer.
 """
 
@@ -33,24 +36,13 @@ from ercsynth.dialogues import Dialogue, cap  # noqa: F401 - cap is part of this
 from ercsynth.labels import Vocabulary, vocabulary
 from ercsynth.metrics import classification_metrics  # noqa: F401 - re-exported: metrics of a run
 from ercsynth.models import ERCModel, ModelSettings, Row, all_rows, build_model
+from ercsynth.recipe import Recipe, RecipeError
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class OptimSettings:
-    batch_utterances: int
-    max_tokens_per_step: int
-    lr: float
-    head_lr: float
-    warmup_ratio: float
-    weight_decay: float
-    max_grad_norm: float
-    precision: str
-
-    @classmethod
-    def from_config(cls, training: dict) -> OptimSettings:
-        return cls(**{name: training[name] for name in cls.__dataclass_fields__})
+# Utterance steps with group_by_length are cut from runs of this many steps' worth of shuffled
+# utterances, each sorted by length (the "megabatch" of Hugging Face's length-grouped sampler).
+LENGTH_GROUP_STEPS = 50
 
 
 def set_seed(seed: int) -> None:
@@ -105,17 +97,83 @@ def batches(
         yield batch
 
 
-def passes(model: ERCModel, batch: list[Dialogue], max_tokens: int) -> list[list[Row]]:
-    """The batch's rows cut into forward passes of at most `max_tokens` padded tokens.
+@dataclass(frozen=True)
+class Step:
+    """One optimisation step: the dialogues it reads and the rows it trains on (indices into them)."""
+
+    dialogues: list[Dialogue]
+    rows: list[Row]
+
+
+def _whole(batch: list[Dialogue]) -> Step:
+    return Step(batch, all_rows(batch))
+
+
+def _utterance_step(data: list[Dialogue], picked: list[Row]) -> Step:
+    """The picked (dialogue, utterance) pairs with their dialogues, each dialogue once."""
+    local: dict[int, int] = {}
+    for i, _ in picked:
+        local.setdefault(i, len(local))
+    return Step([data[i] for i in local], [(local[i], t) for i, t in picked])
+
+
+def steps(
+    data: list[Dialogue],
+    recipe: Recipe,
+    shuffle: bool,
+    rng: random.Random | None = None,
+    length=None,
+) -> Iterator[Step]:
+    """An epoch's steps under the recipe's batch unit and shuffling (`length(dialogue, t)` is the
+    row's token count, needed for group_by_length)."""
+    b = recipe.batch_size
+    if recipe.batch_unit == "dialogues":
+        order = list(range(len(data)))
+        if shuffle:
+            (rng or random).shuffle(order)
+        for k in range(0, len(order), b):
+            yield _whole([data[i] for i in order[k : k + b]])
+        return
+    if not recipe.utterance_steps:
+        yield from map(_whole, batches(data, b, shuffle, rng))
+        return
+    rows = all_rows(data)
+    if shuffle:
+        (rng or random).shuffle(rows)
+    chunks = [rows[k : k + b] for k in range(0, len(rows), b)]
+    if shuffle and recipe.group_by_length and length is not None:
+        span = b * LENGTH_GROUP_STEPS
+        chunks = []
+        for k in range(0, len(rows), span):
+            run = sorted(rows[k : k + span], key=lambda r: length(data[r[0]], r[1]))
+            chunks += [run[j : j + b] for j in range(0, len(run), b)]
+        (rng or random).shuffle(chunks)  # neighbours in length share a step; the order of steps stays random
+    for chunk in chunks:
+        yield _utterance_step(data, chunk)
+
+
+def steps_per_epoch(data: list[Dialogue], recipe: Recipe) -> int:
+    return sum(1 for _ in steps(data, recipe, False))
+
+
+def passes(model: ERCModel, batch: list[Dialogue], max_tokens: int, rows: list[Row] | None = None) -> list[list[Row]]:
+    """The rows (all of the batch's by default) cut into forward passes of at most `max_tokens`
+    padded tokens.
 
     Rows are sorted by length so each pass pads little. A model whose rows must stay together
     (TODKAT's dialogue transformer) gets whole dialogues per pass instead; a single row or
     dialogue over the budget still gets a pass of its own.
     """
+    rows = all_rows(batch) if rows is None else rows
     if model.splittable:
-        units = [[r] for r in sorted(all_rows(batch), key=lambda r: model.row_length(batch[r[0]], r[1]))]
+        units = [[r] for r in sorted(rows, key=lambda r: model.row_length(batch[r[0]], r[1]))]
     else:
         units = [[(i, t) for t in range(len(d.utterances))] for i, d in enumerate(batch)]
+        if sorted(rows) != all_rows(batch):
+            raise RecipeError(
+                f"training.recipes.{model.settings.classifier}: this classifier reads whole dialogues "
+                "(its dialogue transformer needs every utterance): set 'shuffle: dialogues'"
+            )
     out: list[list[Row]] = []
     current: list[Row] = []
     longest = 0
@@ -132,17 +190,17 @@ def passes(model: ERCModel, batch: list[Dialogue], max_tokens: int) -> list[list
 
 
 @torch.no_grad()
-def predict(
-    model: ERCModel, data: list[Dialogue], batch_utterances: int, max_tokens_per_step: int, precision: str = "no"
-) -> list[int]:
-    """Predicted class per utterance, in dialogue order. Without gradients, passes take twice the budget."""
+def predict(model: ERCModel, data: list[Dialogue], max_tokens_per_step: int, precision: str = "no") -> list[int]:
+    """Predicted class per utterance, in dialogue order. Without gradients, passes take twice the
+    budget; whole dialogues are packed up to as many utterances as such a pass holds at full length."""
     device = model.device
     was_training, budget = model.training, model.pass_tokens
     model.eval()
     model.pass_tokens = max_tokens_per_step * 2
+    per_batch = max(1, max_tokens_per_step * 2 // model.padded_length(model.max_length))
     preds: list[int] = []
     try:
-        for batch in batches(data, batch_utterances * 2, False):
+        for batch in batches(data, per_batch, False):
             rows_done: list[Row] = []
             argmaxes = []
             for rows in passes(model, batch, max_tokens_per_step * 2):
@@ -160,8 +218,8 @@ def predict(
 
 
 # --------------------------------------------------------------------------- metrics
-def evaluate(model: ERCModel, data: list[Dialogue], vocab: Vocabulary, optim: OptimSettings) -> tuple[dict, list[int]]:
-    preds = predict(model, data, optim.batch_utterances, optim.max_tokens_per_step, optim.precision)
+def evaluate(model: ERCModel, data: list[Dialogue], vocab: Vocabulary, recipe: Recipe) -> tuple[dict, list[int]]:
+    preds = predict(model, data, recipe.max_tokens_per_step, recipe.precision)
     gold = [vocab.index(u.label) for d in data for u in d.utterances]
     return classification_metrics(gold, preds, vocab.labels), preds
 
@@ -176,6 +234,8 @@ def assemble_metrics(test: dict, finetune: dict, pretrain: dict | None, identity
         "train_seconds": round(finetune["train_seconds"] + (pretrain["train_seconds"] if pretrain else 0.0), 2),
         "utterances_per_second": finetune["utterances_per_second"],
         "best_dev_weighted_f1": finetune["best_dev_weighted_f1"],
+        "select_on": finetune["select_on"],
+        "best_dev_score": finetune["best_dev_score"],
         "history": (pretrain["history"] if pretrain else []) + finetune["history"],
         "data": data,
     }
@@ -215,27 +275,74 @@ def run_fingerprint(settings: dict, inputs: list[str | Path]) -> str:
 
 
 # --------------------------------------------------------------------------- the loop
+def no_decay_names(model: torch.nn.Module) -> set[str]:
+    """Parameters that the originals without decay on 'bias and LayerNorm' leave undecayed: every
+    bias (any parameter named for one, a GRU's bias_ih_l0 too, as the releases' name match does), and
+    the weights of normalisation layers (found by their type, not their name)."""
+    norms = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._BatchNorm)
+    names = set()
+    for module_name, module in model.named_modules():
+        for name, _ in module.named_parameters(recurse=False):
+            full = f"{module_name}.{name}" if module_name else name
+            if "bias" in name or isinstance(module, norms):
+                names.add(full)
+    return names
+
+
+def optimizer_groups(model: ERCModel, recipe: Recipe) -> list[dict]:
+    """AdamW parameter groups: the encoder rate and the head rate (one group when head_lr is null),
+    each split into decayed and undecayed parameters unless everything is decayed."""
+    slow, fast = model.parameter_groups()
+    rates = [(slow, recipe.lr), (fast, recipe.head_lr if recipe.head_lr is not None else recipe.lr)]
+    exempt = (
+        set()
+        if recipe.decay_bias_and_norm
+        else {id(p) for n, p in model.named_parameters() if n in no_decay_names(model)}
+    )
+    groups = []
+    for params, lr in rates:
+        decayed = [p for p in params if id(p) not in exempt]
+        undecayed = [p for p in params if id(p) in exempt]
+        groups.append({"params": decayed, "lr": lr, "weight_decay": recipe.weight_decay})
+        groups.append({"params": undecayed, "lr": lr, "weight_decay": 0.0})
+    return [g for g in groups if g["params"]]
+
+
+def linear_schedule(steps: int, warmup_ratio: float):
+    """Linear warm-up over `warmup_ratio` of the steps (at least one), then linear decay to zero."""
+    warm = max(1, int(steps * warmup_ratio))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (steps - step) / max(1, steps - warm))
+
+    return factor
+
+
 class Trainer:
     """One training phase at a time on one device, resumable after every epoch."""
 
     def __init__(
         self,
         model: ERCModel,
-        optim: OptimSettings,
+        recipe: Recipe,
         vocab: Vocabulary,
         seed: int,
         state_dir: str | Path,
         fingerprint: str = "",
     ) -> None:
-        self.optim = optim
+        self.recipe = recipe
         self.vocab = vocab
         self.seed = seed
         self.state_dir = Path(state_dir)  # created by fit(), the only writer
         self.fingerprint = fingerprint
         self.device = configure_device()
         self.model = model.to(self.device)
-        model.pass_tokens = optim.max_tokens_per_step
-        self.scaler = torch.amp.GradScaler("cuda") if self.device.type == "cuda" and optim.precision == "fp16" else None
+        model.pass_tokens = recipe.max_tokens_per_step
+        self.scaler = (
+            torch.amp.GradScaler("cuda") if self.device.type == "cuda" and recipe.precision == "fp16" else None
+        )
 
     @classmethod
     def for_job(
@@ -249,45 +356,34 @@ class Trainer:
         inputs: list[str],
         knowledge_files=(),
     ) -> Trainer:
-        """The trainer of one workflow job: the seeded model from the rule's `model` and `optim`
+        """The trainer of one workflow job: the seeded model from the rule's `model` and `recipe`
         params, its resume state under `<run_dir>/checkpoint/<phase>`, stamped with all the params
         and the job's input files."""
+        recipe = Recipe.from_params(params["recipe"])
+        if (recipe.classifier, recipe.benchmark, recipe.phase) != (classifier, benchmark, phase):
+            raise ValueError(
+                f"the {phase} job of {classifier} on {benchmark} got the recipe of {recipe.classifier} "
+                f"on {recipe.benchmark} ({recipe.phase})"
+            )
         vocab = vocabulary(benchmark, params["model"].get("labels"))
-        model = seeded_model(ModelSettings.from_config(params["model"], classifier, len(vocab)), seed, knowledge_files)
-        return cls(
-            model,
-            OptimSettings.from_config(params["optim"]),
-            vocab,
-            seed,
-            Path(run_dir) / "checkpoint" / phase,
-            run_fingerprint(params, inputs),
-        )
+        model = seeded_model(ModelSettings.from_config(params["model"], recipe, len(vocab)), seed, knowledge_files)
+        return cls(model, recipe, vocab, seed, Path(run_dir) / "checkpoint" / phase, run_fingerprint(params, inputs))
 
     def _optimizer(self, steps: int):
-        slow, fast = self.model.parameter_groups()
-        groups = [{"params": slow, "lr": self.optim.lr}, {"params": fast, "lr": self.optim.head_lr}]
         opt = torch.optim.AdamW(
-            [g for g in groups if g["params"]],
-            weight_decay=self.optim.weight_decay,
-            fused=self.device.type == "cuda",
+            optimizer_groups(self.model, self.recipe), eps=self.recipe.adam_eps, fused=self.device.type == "cuda"
         )
-        warm = max(1, int(steps * self.optim.warmup_ratio))
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, linear_schedule(steps, self.recipe.warmup_ratio))
 
-        def schedule(step: int) -> float:  # linear warm-up, then linear decay to zero
-            if step < warm:
-                return (step + 1) / warm
-            return max(0.0, (steps - step) / max(1, steps - warm))
-
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-
-    def step(self, batch: list[Dialogue], opt, sched) -> tuple[torch.Tensor, int]:
-        """One optimizer step over a batch: forward/backward per pass, gradients summed."""
-        rows_total = sum(len(d.utterances) for d in batch)
-        gold_of = {(i, t): self.vocab.index(u.label) for i, d in enumerate(batch) for t, u in enumerate(d.utterances)}
+    def step(self, step: Step, opt, sched) -> tuple[torch.Tensor, int]:
+        """One optimizer step: forward/backward per pass over the step's rows, gradients summed."""
+        batch = step.dialogues
+        rows_total = len(step.rows)
+        gold_of = {(i, t): self.vocab.index(batch[i].utterances[t].label) for i, t in step.rows}
         total = torch.zeros((), device=self.device)
-        for rows in passes(self.model, batch, self.optim.max_tokens_per_step):
+        for rows in passes(self.model, batch, self.recipe.max_tokens_per_step, step.rows):
             gold = torch.tensor([gold_of[r] for r in rows]).to(self.device, non_blocking=True)
-            with autocast(self.device, self.optim.precision):
+            with autocast(self.device, self.recipe.precision):
                 logits, aux = self.model(batch, rows)
                 ce = torch.nn.functional.cross_entropy(logits.float(), gold, reduction="sum")
                 loss = (ce + aux * len(rows)) / rows_total
@@ -295,7 +391,7 @@ class Trainer:
             total += loss.detach()
         if self.scaler:
             self.scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.max_grad_norm)
         if self.scaler:
             self.scaler.step(opt)
             self.scaler.update()
@@ -307,12 +403,11 @@ class Trainer:
 
     def _epoch(self, data: list[Dialogue], opt, sched, rng: random.Random, desc: str) -> tuple[float, int, float]:
         self.model.train()
-        n_batches = sum(1 for _ in batches(data, self.optim.batch_utterances, False))
         bar = tqdm(
-            batches(data, self.optim.batch_utterances, True, rng),
-            total=n_batches,
+            steps(data, self.recipe, True, rng, self.model.row_length),
+            total=steps_per_epoch(data, self.recipe),
             desc=desc,
-            unit="batch",
+            unit="step",
             file=sys.stderr,
             mininterval=10,
             ncols=100,
@@ -320,8 +415,8 @@ class Trainer:
         start = time.perf_counter()
         loss_sum = torch.zeros((), device=self.device)
         seen = 0
-        for k, batch in enumerate(bar):
-            loss, n = self.step(batch, opt, sched)
+        for k, step in enumerate(bar):
+            loss, n = self.step(step, opt, sched)
             loss_sum += loss * n
             seen += n
             if k % 20 == 0:  # reading the loss waits for the device: not every step
@@ -372,11 +467,10 @@ class Trainer:
         """Train `epochs` epochs (resuming if a matching state exists). With `dev`, keep the best epoch."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         history: list[dict] = []
-        best_f1, seen, seconds = -1.0, 0, 0.0
+        best, seen, seconds = -1.0, 0, 0.0
         if not data or epochs == 0:
-            return self._summary(history, best_f1, seen, seconds)
-        steps = epochs * sum(1 for _ in batches(data, self.optim.batch_utterances, False))
-        opt, sched = self._optimizer(steps)
+            return self._summary(history, best, seen, seconds)
+        opt, sched = self._optimizer(epochs * steps_per_epoch(data, self.recipe))
         first = 1
         state = self._load_state()
         if state:
@@ -384,7 +478,7 @@ class Trainer:
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
             self._restore_rng(state["rng"])
-            history, best_f1 = state["history"], state["best_f1"]
+            history, best = state["history"], state["best"]
             seen, seconds = state["utterances_seen"], state["train_seconds"]
             first = state["epoch"] + 1
             log.info("resuming %s after epoch %d", phase, state["epoch"])
@@ -394,10 +488,11 @@ class Trainer:
             seen, seconds = seen + n, seconds + wall
             entry = {"phase": phase, "epoch": epoch, "loss": loss, "utterances_per_second": round(n / wall, 2)}
             if dev is not None:
-                metrics, _ = evaluate(self.model, dev, self.vocab, self.optim)
+                metrics, _ = evaluate(self.model, dev, self.vocab, self.recipe)
                 entry["dev_weighted_f1"] = metrics["weighted_f1"]
-                if metrics["weighted_f1"] > best_f1:
-                    best_f1 = metrics["weighted_f1"]
+                entry["dev_accuracy"] = metrics["accuracy"]
+                if metrics[self.recipe.select_on] > best:  # the recipe's selection metric picks the epoch
+                    best = metrics[self.recipe.select_on]
                     torch.save(self.model.state_dict(), self.state_dir / "best.pt")
             history.append(entry)
             log.info("%s", json.dumps(entry))
@@ -410,15 +505,15 @@ class Trainer:
                     "scheduler": sched.state_dict(),
                     "rng": self._rng_state(),
                     "history": history,
-                    "best_f1": best_f1,
+                    "best": best,
                     "utterances_seen": seen,
                     "train_seconds": seconds,
                 }
             )
-        best = self.state_dir / "best.pt"
-        if dev is not None and best.exists():
-            self.model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))
-        return self._summary(history, best_f1, seen, seconds)
+        kept = self.state_dir / "best.pt"
+        if dev is not None and kept.exists():
+            self.model.load_state_dict(torch.load(kept, map_location="cpu", weights_only=True))
+        return self._summary(history, best, seen, seconds)
 
     def discard_state(self) -> None:
         """The phase is complete: its resume state (and an emptied checkpoint folder) goes."""
@@ -426,11 +521,13 @@ class Trainer:
         with contextlib.suppress(OSError):
             self.state_dir.parent.rmdir()  # only if no other phase's state is left there
 
-    @staticmethod
-    def _summary(history: list[dict], best_f1: float, seen: int, seconds: float) -> dict:
+    def _summary(self, history: list[dict], best: float, seen: int, seconds: float) -> dict:
+        kept = [h for h in history if h.get(f"dev_{self.recipe.select_on}") == best]
         return {
             "history": history,
-            "best_dev_weighted_f1": best_f1,
+            "select_on": self.recipe.select_on,
+            "best_dev_score": best,
+            "best_dev_weighted_f1": kept[0]["dev_weighted_f1"] if kept else -1.0,
             "epochs": len(history),
             "train_seconds": seconds,
             "utterances_per_second": seen / seconds if seconds else 0.0,

@@ -4,6 +4,7 @@
 import functools
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -23,6 +24,7 @@ from ercsynth.benchmarks import (  # noqa: E402
 )
 from ercsynth.config import ConfigError, check_config, schema_enum  # noqa: E402
 from ercsynth.backends.embedded import embedded_model_names  # noqa: E402
+from ercsynth.recipe import resolve as resolve_recipe  # noqa: E402
 from ercsynth.hub import MARKER, MODELS_DIR, hub_model, hub_models, local_path  # noqa: E402
 from ercsynth.runtime import code_fingerprint, count_gpus, export_local_gpus  # noqa: E402
 
@@ -210,32 +212,32 @@ def labels_of(w):
 
 
 def model_settings(w):
-    """What fixes a classifier's architecture and inputs."""
-    keys = ("max_length", "pad_to_multiple_of", "pooling")
-    encoder = local_path(TRAIN["encoder"], HUB_MODELS)  # a hub id is read from its fetched folder
+    """What fixes a classifier's architecture (its encoder and input length are in its recipe)."""
+    keys = ("pad_to_multiple_of", "pooling")
     labels = {"labels": labels_of(w)}  # the head's classes, in symbol order
-    return {"encoder": encoder} | {k: TRAIN[k] for k in keys} | {w.classifier: TRAIN[w.classifier]} | labels
+    return {k: TRAIN[k] for k in keys} | {w.classifier: TRAIN[w.classifier]} | labels
 
 
-OPTIM_KEYS = (
-    "batch_utterances",
-    "max_tokens_per_step",
-    "lr",
-    "head_lr",
-    "warmup_ratio",
-    "weight_decay",
-    "max_grad_norm",
-    "precision",
-)
+def recipe_of(phase):
+    """params: the job's recipe, as `python -m ercsynth.recipe` prints it, with a hub encoder read
+    from its fetched folder. Per classifier and benchmark, so a changed recipe reruns only its jobs."""
+
+    def params(w):
+        recipe = resolve_recipe(TRAIN, w.classifier, w.benchmark, phase)
+        return replace(recipe, encoder=local_path(TRAIN["encoder"], HUB_MODELS)).params()
+
+    return params
 
 
-def optim_settings(w):
-    return {k: TRAIN[k] for k in OPTIM_KEYS}
+def dialogue_caps(*splits):
+    """params: the max_dialogues caps of these splits (none named: the knowledge job's source, a real
+    split's cap or, for a synthetic set, none: label quality reads all of it)."""
 
+    def caps(w):
+        names = splits or ((w.source,) if w.source in SPLITS else ())
+        return {name: TRAIN["max_dialogues"][name] for name in names}
 
-def real_caps(w):
-    caps = TRAIN["max_dialogues"]
-    return {split: caps[split] for split in SPLITS}
+    return caps
 
 
 # --------------------------------------------------------------------------- paths

@@ -25,7 +25,7 @@ rule knowledge:
         relations=TRAIN["todkat"]["relations"],
         batch_size=TRAIN["todkat"]["comet_batch_size"],
         # Real splits: the same subset as training reads; synthetic sets: all (label quality reads all).
-        cap=lambda w: TRAIN["max_dialogues"][w.source] if w.source in SPLITS else None,
+        caps=dialogue_caps(),
         code=script_code("knowledge.py"),
     script:
         "../workflow_scripts/knowledge.py"
@@ -56,9 +56,8 @@ rule pretrain:
         gpu=GPU,
     params:
         model=model_settings,
-        optim=optim_settings,
-        epochs=TRAIN["pretrain_epochs"],
-        cap=TRAIN["max_dialogues"]["synthetic"],
+        recipe=recipe_of("pretrain"),
+        caps=dialogue_caps("synthetic"),
         code=classifier_code("pretrain.py"),
     script:
         "../workflow_scripts/pretrain.py"
@@ -85,9 +84,8 @@ rule finetune:
         gpu=GPU,
     params:
         model=model_settings,
-        optim=optim_settings,
-        epochs=TRAIN["epochs"],
-        caps=real_caps,
+        recipe=recipe_of("finetune"),
+        caps=dialogue_caps(*SPLITS),
         code=classifier_code("finetune.py"),
     script:
         "../workflow_scripts/finetune.py"
@@ -115,9 +113,7 @@ rule predict_synthetic:
         gpu=GPU,
     params:
         model=model_settings,
-        batch_utterances=TRAIN["batch_utterances"],
-        max_tokens_per_step=TRAIN["max_tokens_per_step"],
-        precision=TRAIN["precision"],
+        recipe=recipe_of("finetune"),
         code=classifier_code("predict_synthetic.py"),
     script:
         "../workflow_scripts/predict_synthetic.py"

@@ -5,8 +5,9 @@
 
 Random weights of the paper's shapes (roberta-large; Llama-13B for Vicuna) and a byte-level BPE
 tokenizer trained here on MELD. In one process it prints, per classifier:
-- training utterances/s through the trainer's own step (paper config: bf16, max length 512,
-  32 utterances a step, passes of at most 8192 tokens, lengths padded to multiples of 64);
+- training utterances/s through the trainer's own step (paper config's encoder and lengths, in
+  one step shape for all three: whole dialogues packed up to 32 utterances, bf16, passes of at most
+  8192 tokens, lengths padded to multiples of 64; the measured shape, not the originals' recipes);
 - a bare encoder step (forward, backward, fused AdamW) fed exactly the token tensors the
   classifier encoded in that step (its memory and knowledge sequences included), and the ratio;
 - the share of wall time the GPU was busy (profiler: kernel time / wall time), peak memory, and
@@ -25,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -38,8 +40,9 @@ from ercsynth.config import load_config  # noqa: E402
 from ercsynth.dialogues import Dialogue, Utterance  # noqa: E402
 from ercsynth.labels import Vocabulary  # noqa: E402
 from ercsynth.models import ModelSettings  # noqa: E402
+from ercsynth.recipe import resolve  # noqa: E402
 from ercsynth.tiny import LLAMA_13B, ROBERTA_LARGE, save_llama, save_roberta, train_tokenizer  # noqa: E402
-from ercsynth.training import OptimSettings, Trainer, autocast, batches, predict, seeded_model  # noqa: E402
+from ercsynth.training import Step, Trainer, autocast, predict, seeded_model, steps  # noqa: E402
 
 GiB = 1024**3
 
@@ -117,7 +120,11 @@ def bare_steps(encoder_dir: str, steps: list[list[tuple]], names: set[str], prec
     return seconds
 
 
-def busy_share(trainer: Trainer, batches_: list[list[Dialogue]], opt, sched) -> float:
+# The one step shape measured for every classifier (the originals' recipes differ: docs/recipes.md).
+BENCH_SHAPE = {"batch_size": 32, "batch_unit": "utterances", "shuffle": "dialogues", "precision": "bf16"}
+
+
+def busy_share(trainer: Trainer, batches_: list[Step], opt, sched) -> float:
     """Kernel time / wall time over some steps (CUDA only)."""
     if not torch.cuda.is_available():
         return float("nan")
@@ -140,13 +147,13 @@ def busy_share(trainer: Trainer, batches_: list[list[Dialogue]], opt, sched) -> 
 
 def bench_classifier(name: str, training: dict, data: list[Dialogue], longest: dict, args, device) -> dict:
     vocab = Vocabulary.of("MELD")
-    optim = OptimSettings.from_config(training)
-    model = seeded_model(ModelSettings.from_config(training, name, len(vocab)), seed=1)
+    recipe = replace(resolve(training, name, "MELD"), **(BENCH_SHAPE | args.shape))
+    model = seeded_model(ModelSettings.from_config(training, recipe, len(vocab)), seed=1)
     with tempfile.TemporaryDirectory() as state:
-        trainer = Trainer(model, optim, vocab, 1, state)
+        trainer = Trainer(model, recipe, vocab, 1, state)
         opt, sched = trainer._optimizer(10_000)
         model.train()
-        all_batches = list(batches(data, optim.batch_utterances, shuffle=False))
+        all_batches = list(steps(data, recipe, shuffle=False))
         warm, timed = all_batches[: args.warmup], all_batches[args.warmup :]
         for batch in warm:  # shapes, plans, token caches
             trainer.step(batch, opt, sched)
@@ -171,7 +178,7 @@ def bench_classifier(name: str, training: dict, data: list[Dialogue], longest: d
         busy = busy_share(trainer, timed[: args.profile_steps], opt, sched)
         sync()
         start = time.perf_counter()
-        predict(model, timed_dialogues(timed), optim.batch_utterances, optim.max_tokens_per_step, optim.precision)
+        predict(model, timed_dialogues(timed), recipe.max_tokens_per_step, recipe.precision)
         sync()
         eval_rate = utterances / (time.perf_counter() - start)
         # The longest dialogue of each benchmark, one training step at the configured length.
@@ -179,13 +186,13 @@ def bench_classifier(name: str, training: dict, data: list[Dialogue], longest: d
         longest_peak = {}
         for bench, dialogue in longest.items():
             reset_peak()
-            trainer.step([dialogue], opt, sched)
+            trainer.step(Step([dialogue], [(0, t) for t in range(len(dialogue.utterances))]), opt, sched)
             sync()
             longest_peak[bench] = {"utterances": len(dialogue.utterances), "peak_gib": round(peak_gib(), 2)}
         del opt, sched, trainer
     del model
     reset_peak()
-    bare = bare_steps(training["encoder"], recorded, set(encoders), optim.precision, device)
+    bare = bare_steps(training["encoder"], recorded, set(encoders), recipe.precision, device)
     tokens = sum(int(mask.sum()) for step in recorded for _, _, mask, _ in step)
     padded = sum(mask.numel() for step in recorded for _, _, mask, _ in step)
     return {
@@ -202,8 +209,8 @@ def bench_classifier(name: str, training: dict, data: list[Dialogue], longest: d
     }
 
 
-def timed_dialogues(timed: list[list[Dialogue]]) -> list[Dialogue]:
-    return [d for batch in timed for d in batch]
+def timed_dialogues(timed: list[Step]) -> list[Dialogue]:
+    return [d for step in timed for d in step.dialogues]
 
 
 # --------------------------------------------------------------------------- generation
@@ -279,8 +286,9 @@ def main() -> None:
     training = load_config(REPO / "config.yaml", REPO / "configs" / "paper.yaml")["training"]
     training["todkat"] |= {"knowledge": "relation_views"}  # no COMET model to download: same shapes
     if args.smoke:
-        training |= {"max_length": 64, "max_tokens_per_step": 1024, "pad_to_multiple_of": 8, "precision": "no"}
+        training |= {"max_tokens_per_step": 1024, "pad_to_multiple_of": 8}
         training["todkat"] |= {"topic_layer": 2, "topics": 8}
+    args.shape = {"max_length": 64, "precision": "no"} if args.smoke else {}
     train = load_split(args.benchmarks_dir, "MELD", "train")
     data = train[: args.dialogues + args.warmup * 4]
     longest = {}
@@ -303,9 +311,9 @@ def main() -> None:
         print(
             f"device {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}; "
             f"random roberta{'-tiny' if args.smoke else '-large'} saved in {time.perf_counter() - t0:.1f} s; "
-            f"max length {training['max_length']}, {training['batch_utterances']} utterances a step, passes of "
-            f"<= {training['max_tokens_per_step']} tokens, padded to x{training['pad_to_multiple_of']}, "
-            f"precision {training['precision']}",
+            f"encoder max length {args.shape.get('max_length', 'per recipe')}, {BENCH_SHAPE['batch_size']} utterances "
+            f"a step (whole dialogues), passes of <= {training['max_tokens_per_step']} tokens, padded to "
+            f"x{training['pad_to_multiple_of']}, precision {args.shape.get('precision', BENCH_SHAPE['precision'])}",
             flush=True,
         )
         results = []

@@ -1,20 +1,24 @@
-"""Training throughput of each classifier on this machine: dialogues packed into steps (the
-workflow's way) against one dialogue per optimisation step, same model, data and utterances,
-through the trainer's own step (passes, gradient accumulation, clipping, AdamW).
+"""Training throughput of each classifier on this machine, through the trainer's own step (passes,
+gradient accumulation, clipping, AdamW), same model, data and utterances, in three step shapes:
+whole dialogues packed up to --batch-size utterances (config.yaml's default), one dialogue a step,
+and --batch-size utterances drawn from the whole split (the CoMPM and EmoBERTa releases' shape;
+TODKAT reads whole dialogues only, so it has no such column).
 
     python scripts/bench_training.py [--benchmarks-dir ../shared/benchmarks] [--dialogues 24]
-        [--batch-utterances 32] [--max-length 64] [--encoder minilm] [--models compm emoberta todkat]
+        [--batch-size 32] [--max-length 64] [--encoder minilm] [--models compm emoberta todkat]
 
-Settings not given here come from config.yaml. Prints utterances/s for both modes and the speed-up.
+Settings not given here come from config.yaml. Prints utterances/s per shape.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -27,15 +31,17 @@ from ercsynth.benchmarks import load_split  # noqa: E402
 from ercsynth.config import load_config  # noqa: E402
 from ercsynth.labels import Vocabulary  # noqa: E402
 from ercsynth.models import ModelSettings  # noqa: E402
-from ercsynth.training import OptimSettings, Trainer, batches, seeded_model  # noqa: E402
+from ercsynth.recipe import resolve  # noqa: E402
+from ercsynth.training import Trainer, seeded_model, steps  # noqa: E402
 
 
-def throughput(trainer: Trainer, data, batch_utterances: int) -> float:
+def throughput(trainer: Trainer, data, **shape) -> float:
+    recipe = trainer.recipe = replace(trainer.recipe, **shape)
     opt, sched = trainer._optimizer(1000)
     trainer.model.train()
     seen, start = 0, time.perf_counter()
-    for batch in batches(data, batch_utterances, shuffle=False):
-        loss, n = trainer.step(batch, opt, sched)
+    for step in steps(data, recipe, True, random.Random(1)):
+        loss, n = trainer.step(step, opt, sched)
         seen += n
     float(loss)  # wait for the device
     return seen / (time.perf_counter() - start)
@@ -46,7 +52,7 @@ def main() -> None:
     ap.add_argument("--benchmarks-dir", default=str(REPO.parent / "shared" / "benchmarks"))
     ap.add_argument("--benchmark", default="MELD")
     ap.add_argument("--dialogues", type=int, default=24)
-    ap.add_argument("--batch-utterances", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--encoder", default="minilm")
     ap.add_argument("--models", nargs="+", default=["compm", "emoberta", "todkat"])
@@ -54,7 +60,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     training = load_config(REPO / "config.yaml")["training"]
-    training |= {"encoder": args.encoder, "max_length": args.max_length, "batch_utterances": args.batch_utterances}
+    training["encoder"] = args.encoder
+    training["recipe"] |= {"max_length": args.max_length, "batch_size": args.batch_size}
     data = load_split(args.benchmarks_dir, args.benchmark, "train")[: args.dialogues]
     vocab = Vocabulary.of(args.benchmark)
     n = sum(len(d.utterances) for d in data)
@@ -62,18 +69,24 @@ def main() -> None:
         f"{args.benchmark} train, first {len(data)} dialogues ({n} utterances), encoder {args.encoder}, "
         f"max length {args.max_length}, {args.threads} threads"
     )
-    print(f"{'model':9s} {'batched utt/s':>14s} {'1 dialogue/step':>16s} {'speed-up':>9s}")
+    b = args.batch_size
+    print(f"utterances/s: {'model':9s} {f'packed {b}':>10s} {'1 dialogue':>11s} {f'{b} drawn':>9s}")
     for name in args.models:
-        model = seeded_model(ModelSettings.from_config(training, name, len(vocab)), seed=1)
+        recipe = resolve(training, name, args.benchmark)
+        model = seeded_model(ModelSettings.from_config(training, recipe, len(vocab)), seed=1)
         with tempfile.TemporaryDirectory() as state:
-            trainer = Trainer(model, OptimSettings.from_config(training), vocab, 1, state)
-            # Warm-up over all the data: tokenization is cached per text, so neither timed mode pays it.
+            trainer = Trainer(model, recipe, vocab, 1, state)
+            # Warm-up over all the data: tokenization is cached per text, so no timed shape pays it.
             with torch.no_grad():
-                for batch in batches(data, args.batch_utterances, shuffle=False):
-                    model(batch)
-            batched = throughput(trainer, data, args.batch_utterances)
-            single = throughput(trainer, data, 1)  # a batch never splits a dialogue: one dialogue per step
-        print(f"{name:9s} {batched:14.1f} {single:16.1f} {batched / single:8.2f}x")
+                for d in data:
+                    model([d])
+            packed = throughput(trainer, data, batch_unit="utterances", shuffle="dialogues")
+            single = throughput(trainer, data, batch_size=1, batch_unit="dialogues", shuffle="dialogues")
+            drawn = (
+                throughput(trainer, data, batch_unit="utterances", shuffle="utterances") if model.splittable else None
+            )
+        shown = f"{drawn:9.1f}" if drawn is not None else f"{'-':>9s}"
+        print(f"              {name:9s} {packed:10.1f} {single:11.1f} {shown}")
 
 
 if __name__ == "__main__":

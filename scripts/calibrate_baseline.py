@@ -29,7 +29,8 @@ from ercsynth.dialogues import cap  # noqa: E402
 from ercsynth.labels import Vocabulary  # noqa: E402
 from ercsynth.metrics import majority_floor  # noqa: E402
 from ercsynth.models import ModelSettings  # noqa: E402
-from ercsynth.training import OptimSettings, Trainer, evaluate, seeded_model  # noqa: E402
+from ercsynth.recipe import resolve  # noqa: E402
+from ercsynth.training import Trainer, evaluate, seeded_model  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +42,7 @@ def main() -> None:
     ap.add_argument("--dev", type=int, default=None)
     ap.add_argument("--test", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--batch-utterances", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--head-lr", type=float, default=None)
     ap.add_argument("--warmup-ratio", type=float, default=None)
@@ -53,34 +54,35 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     training = load_config(REPO / "config.yaml")["training"]
     given = {
-        "batch_utterances": args.batch_utterances,
+        "batch_size": args.batch_size,
         "lr": args.lr,
         "head_lr": args.head_lr,
         "warmup_ratio": args.warmup_ratio,
         "max_length": args.max_length,
         "epochs": args.epochs,
-        "pooling": args.pooling,
     }
-    training |= {k: v for k, v in given.items() if v is not None}
+    training["recipe"] |= {k: v for k, v in given.items() if v is not None}
+    training["pooling"] = args.pooling or training["pooling"]
+    recipe = resolve(training, args.classifier, args.benchmark)
     caps = training["max_dialogues"] | {
         k: v for k, v in {"train": args.train, "dev": args.dev, "test": args.test}.items() if v is not None
     }
     splits = {s: cap(load_split(args.benchmarks_dir, args.benchmark, s), caps[s]) for s in ("train", "dev", "test")}
     vocab = Vocabulary.of(args.benchmark)
     start = time.perf_counter()
-    model = seeded_model(ModelSettings.from_config(training, args.classifier, len(vocab)), args.seed)
+    model = seeded_model(ModelSettings.from_config(training, recipe, len(vocab)), args.seed)
     with tempfile.TemporaryDirectory() as state:
-        trainer = Trainer(model, OptimSettings.from_config(training), vocab, args.seed, state)
-        summary = trainer.fit("finetune", splits["train"], training["epochs"], splits["dev"])
-        test, _ = evaluate(trainer.model, splits["test"], vocab, trainer.optim)
+        trainer = Trainer(model, recipe, vocab, args.seed, state)
+        summary = trainer.fit("finetune", splits["train"], recipe.epochs, splits["dev"])
+        test, _ = evaluate(trainer.model, splits["test"], vocab, recipe)
     seconds = time.perf_counter() - start
     floor = majority_floor(splits["train"], splits["test"], vocab.labels)
     curve = " ".join(f"{100 * h['dev_weighted_f1']:.1f}" for h in summary["history"])
     sizes = "/".join(str(sum(len(d.utterances) for d in splits[s])) for s in ("train", "dev", "test"))
     print(
-        f"{args.benchmark} {args.classifier} train {caps['train']} epochs {training['epochs']} "
-        f"batch {training['batch_utterances']} lr {training['lr']:g}/{training['head_lr']:g} "
-        f"len {training['max_length']} pool {training['pooling']} | utterances {sizes} | test wF1 {100 * test['weighted_f1']:.2f} "
+        f"{args.benchmark} {args.classifier} train {caps['train']} epochs {recipe.epochs} "
+        f"batch {recipe.batch_size} lr {recipe.lr:g}/{recipe.head_lr or recipe.lr:g} "
+        f"len {recipe.max_length} pool {training['pooling']} | utterances {sizes} | test wF1 {100 * test['weighted_f1']:.2f} "
         f"floor {100 * floor:.2f} (+{100 * (test['weighted_f1'] - floor):.2f}) | dev {curve} | {seconds:.0f} s",
         flush=True,
     )

@@ -36,6 +36,34 @@ class Mutation:
 
 MUTATIONS = (
     Mutation(
+        "utterance-step-global-rows",
+        "ercsynth/training.py",
+        "return Step([data[i] for i in local], [(local[i], t) for i, t in picked])",
+        "return Step([data[i] for i in local], list(picked))",
+        ("tests/test_training.py",),
+    ),
+    Mutation(
+        "layernorm-decayed",
+        "ercsynth/training.py",
+        'if "bias" in name or isinstance(module, norms):',
+        'if "bias" in name:',
+        ("tests/test_training.py",),
+    ),
+    Mutation(
+        "select-on-ignored",
+        "ercsynth/training.py",
+        "if metrics[self.recipe.select_on] > best:",
+        'if metrics["weighted_f1"] > best:',
+        ("tests/test_training.py",),
+    ),
+    Mutation(
+        "benchmark-override-ignored",
+        "ercsynth/recipe.py",
+        'values |= {k: v for k, v in ((own.get("per_benchmark") or {}).get(benchmark) or {}).items() if k in CONFIG_KEYS}',
+        "pass",
+        ("tests/test_recipe.py",),
+    ),
+    Mutation(
         "holm",
         "ercsynth/stats.py",
         '"significant": adjusted[i] < ALPHA',

@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from ercsynth.config import load_config  # noqa: E402
 from ercsynth.dialogues import cap, read_dialogues  # noqa: E402
+from ercsynth.recipe import resolve  # noqa: E402
 
 GENERATION_THREADS = 2  # the generate rule's threads
 
@@ -63,7 +64,8 @@ def main() -> None:
     finetune_rate: dict[tuple[str, str], list[float]] = defaultdict(list)
     for record in (timing / "finetune").glob("*.tsv"):
         bench, clf = record.stem.split("_")[:2]
-        finetune_rate[(bench, clf)].append(seconds(record) / passes(bench, run_caps, run_cfg["training"]["epochs"]))
+        epochs = resolve(run_cfg["training"], clf, bench).epochs
+        finetune_rate[(bench, clf)].append(seconds(record) / passes(bench, run_caps, epochs))
     synthetic_utts = {
         (p.parts[-3], p.parts[-2]): utterances(p, None) for p in results.glob("generated/*/*/dialogues.jsonl")
     }
@@ -88,8 +90,8 @@ def main() -> None:
     for bench in study["benchmarks"]:
         keep = by_benchmark.get(bench)
         dists = [d for d in study["distributions"] if keep is None or d in keep]
-        work = passes(bench, study_caps, study["training"]["epochs"])
         for clf in classifiers:
+            work = passes(bench, study_caps, resolve(study["training"], clf, bench).epochs)
             core_s["finetune"] += mean(finetune_rate[(bench, clf)]) * work * (1 + len(dists)) * seeds
             for dist in dists:
                 synthetic = synthetic_utts.get((bench, dist)) or mean(

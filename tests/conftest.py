@@ -57,6 +57,16 @@ def generation_settings(**overrides):
     return GenerationSettings.from_params(load_config(REPO / "config.yaml")["generation"] | overrides)
 
 
+def recipe(classifier: str = "emoberta", benchmark: str = "MELD", phase: str = "finetune", **overrides):
+    """The Recipe a training job of config.yaml gets, with these fields replaced."""
+    from dataclasses import replace
+
+    from ercsynth.config import load_config
+    from ercsynth.recipe import resolve
+
+    return replace(resolve(load_config(REPO / "config.yaml")["training"], classifier, benchmark, phase), **overrides)
+
+
 def snakemake(
     workdir: Path,
     *args: str,

@@ -33,7 +33,11 @@ def test_every_default_key_is_commented():
         ({"benchmarks": []}, "config key 'benchmarks': bad value []"),
         ({"seeds": "1"}, "config key 'seeds': bad value '1': '1' is not of type 'array'"),
         ({"generation": {"batch_size": "eight"}}, "config key 'generation.batch_size': bad value 'eight'"),
-        ({"training": {"epochs": 0}}, "config key 'training.epochs': bad value 0"),
+        ({"training": {"recipe": {"batch_size": 0}}}, "config key 'training.recipe.batch_size': bad value 0"),
+        (
+            {"training": {"recipes": {"compm": {"per_benchmark": {"MELD": {"batch_unit": "turns"}}}}}},
+            "config key 'training.recipes.compm.per_benchmark.MELD.batch_unit': bad value 'turns'",
+        ),
         ({"clasifiers": ["compm"]}, "config key '(top level)': Additional properties are not allowed ('clasifiers'"),
     ],
 )
@@ -94,13 +98,18 @@ def test_command_line_strings_are_coerced_to_the_schema_types():
         "local_gpus": "0",
         "benchmarks_dir": 2024,
         "generation": {"temperature": "0.5", "batch_size": "auto", "turns": ["3", "6"]},
-        "training": {"epochs": "3", "lr": "1.0e-5", "max_dialogues": {"train": "null", "dev": "12"}},
+        "training": {
+            "recipe": {"epochs": "3", "lr": "1.0e-5"},
+            "recipes": {"compm": {"per_benchmark": {"MELD": {"head_lr": "null"}}}},
+            "max_dialogues": {"train": "null", "dev": "12"},
+        },
     }
     out = coerce(raw, schema)
     assert out["seeds"] == [1, 2, 3] and out["add_iemocap_if_present"] is False and out["local_gpus"] == 0
     assert out["benchmarks_dir"] == "2024"
     assert out["generation"] == {"temperature": 0.5, "batch_size": "auto", "turns": [3, 6]}
-    assert out["training"]["epochs"] == 3 and out["training"]["lr"] == 1e-5
+    assert out["training"]["recipe"] == {"epochs": 3, "lr": 1e-5}
+    assert out["training"]["recipes"]["compm"]["per_benchmark"]["MELD"] == {"head_lr": None}
     assert out["training"]["max_dialogues"] == {"train": None, "dev": 12}
     # What cannot be read as the type stays wrong, and validation names it.
     cfg = copy.deepcopy(DEFAULT) | {"seeds": ["one"]}

@@ -198,10 +198,7 @@ def own_config(tmp_path, **definition_extra) -> str:
             "per_benchmark": {"MyCorpus": {"turns": [5, 5]}},
         },
         "training": {
-            "max_length": 48,
-            "batch_utterances": 24,
-            "epochs": 1,
-            "pretrain_epochs": 1,
+            "recipe": {"max_length": 48, "batch_size": 24, "epochs": 1, "pretrain": {"epochs": 1}},
             "max_dialogues": {"train": None, "dev": None, "test": None, "synthetic": None},
         },
     }

@@ -19,6 +19,7 @@ import yaml
 from conftest import BENCH, REPO, TINY, copy_workflow, snakemake
 from openai_server import Server
 
+from ercsynth.config import merge
 from ercsynth.dialogues import read_dialogues
 from ercsynth.labels import LABELS
 
@@ -26,13 +27,9 @@ pytestmark = pytest.mark.workflow
 
 
 def overlay(tmp_path: Path, **sections) -> Path:
-    """tiny.yaml with some keys replaced, written as this test's config file."""
-    cfg = yaml.safe_load(TINY.read_text())
-    for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
-            cfg[key] = {**cfg[key], **value}
-        else:
-            cfg[key] = value
+    """tiny.yaml with some keys replaced (merged as Snakemake merges config files), written as this
+    test's config file."""
+    cfg = merge(yaml.safe_load(TINY.read_text()), sections)
     path = tmp_path / "test-config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -235,7 +232,7 @@ def test_no_change_schedules_nothing(tiny_run):
 
 
 def test_changed_epochs_reruns_fine_tuning_and_statistics_only(tiny_run):
-    jobs = planned(tiny_run, extra_config=["training={epochs: 2}"])
+    jobs = planned(tiny_run, extra_config=["training={recipe: {epochs: 2}}"])
     assert jobs["finetune"] == 9 and jobs["aggregate"] == 1
     # The baseline models are new, so are their labels of the synthetic data.
     assert jobs["predict_synthetic"] == 6 and jobs["label_quality"] == 1
@@ -243,8 +240,18 @@ def test_changed_epochs_reruns_fine_tuning_and_statistics_only(tiny_run):
 
 
 def test_changed_pretrain_epochs_reruns_pre_training_and_what_follows(tiny_run):
-    jobs = planned(tiny_run, extra_config=["training={pretrain_epochs: 2}"])
+    jobs = planned(tiny_run, extra_config=["training={recipe: {pretrain: {epochs: 2}}}"])
     assert jobs == {"pretrain": 6, "finetune": 6, "aggregate": 1}  # no baseline, no generation
+
+
+def test_changed_compm_learning_rate_reruns_compms_jobs_only(tiny_run):
+    """The recipe reaches each job per classifier: CoMPM's learning rate reruns CoMPM's pre-training,
+    fine-tuning (baseline included) and the labels its baseline gives, and no job of another classifier."""
+    change = ["training={recipes: {compm: {lr: 3.0e-5}}}"]
+    jobs = planned(tiny_run, extra_config=change)
+    assert jobs == {"pretrain": 2, "finetune": 3, "predict_synthetic": 2, "aggregate": 1, "label_quality": 1}
+    out = snakemake(tiny_run, "-n", extra_config=change).stdout
+    assert set(re.findall(r"classifier=(\w+)", out)) == {"compm"}
 
 
 def test_changed_temperature_reruns_generation_and_everything_downstream(tiny_run):
@@ -372,9 +379,7 @@ def test_killed_training_resumes_from_its_last_epoch(tmp_path, tiny_roberta, pha
             generation=openai_generation(server.url, dialogues=8, shards=1),
             training={
                 "encoder": str(tiny_roberta),
-                "epochs": 30,
-                "pretrain_epochs": 30 if phase == "pretrain" else 1,
-                "max_length": 40,
+                "recipe": {"epochs": 30, "max_length": 40, "pretrain": {"epochs": 30 if phase == "pretrain" else 1}},
                 "max_dialogues": {"train": 40, "dev": 4, "test": 4, "synthetic": None},
             },
         )
@@ -475,7 +480,7 @@ def test_comet_knowledge_jobs_feed_todkat_one_gpu_job_per_gpu(tmp_path, tiny_rob
         distributions=[],  # the baseline alone: no synthetic dataset to wait for
         training={
             "encoder": str(tiny_roberta),
-            "max_length": 40,
+            "recipe": {"max_length": 40},
             "todkat": {"knowledge": "comet", "comet_model": str(tiny_bart), "relations": ["xReact", "oReact"]},
         },
     )

@@ -16,7 +16,7 @@ log = start(sm)
 w, p = sm.wildcards, sm.params
 train, dev, test = (cap(read_dialogues(sm.input[s]), p.caps[s]) for s in ("train", "dev", "test"))
 log.info("data: train %d, dev %d, test %d dialogues", len(train), len(dev), len(test))
-params = {"model": p.model, "optim": p.optim, "epochs": p.epochs, "caps": p.caps}
+params = {"model": p.model, "recipe": p.recipe, "caps": p.caps}
 run_dir = Path(sm.output.model).parent
 trainer = Trainer.for_job(
     "finetune", run_dir, w.benchmark, w.classifier, int(w.seed), params, list(sm.input), sm.input.knowledge
@@ -27,8 +27,9 @@ if sm.input.init:
     saved = load_weights(trainer.model, sm.input.init[0], {"benchmark": w.benchmark, "classifier": w.classifier})
     pretrain, synthetic = saved["summary"], saved["synthetic_dialogues"]
     log.info("starting from %s (%d pre-training epochs)", sm.input.init[0], pretrain["epochs"])
-finetune = trainer.fit("finetune", train, p.epochs, dev)
-test_metrics, preds = evaluate(trainer.model, test, trainer.vocab, trainer.optim)
+log.info("recipe: %s", trainer.recipe)
+finetune = trainer.fit("finetune", train, trainer.recipe.epochs, dev)
+test_metrics, preds = evaluate(trainer.model, test, trainer.vocab, trainer.recipe)
 data = {"train": len(train), "dev": len(dev), "test": len(test), "synthetic": synthetic}
 floor = majority_floor(train, test, trainer.vocab.labels)
 run = identity | {"encoder": p.model["encoder"], "majority_floor_f1": floor}

@@ -10,7 +10,7 @@ from ercsynth.models.knowledge import CometGenerator, write_knowledge
 sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm)
 p = sm.params
-dialogues = cap(read_dialogues(sm.input.dialogues), p.cap)
+dialogues = cap(read_dialogues(sm.input.dialogues), p.caps.get(sm.wildcards.source))
 texts = [u.text for d in dialogues for u in d.utterances]
 t0 = time.perf_counter()
 comet = CometGenerator(p.model)

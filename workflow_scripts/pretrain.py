@@ -11,17 +11,17 @@ from ercsynth.training import Trainer
 sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm)
 w, p = sm.wildcards, sm.params
-synthetic = cap(read_dialogues(sm.input.synthetic), p.cap)
+synthetic = cap(read_dialogues(sm.input.synthetic), p.caps["synthetic"])
 if not synthetic:
     # accept_synthetic checks the parsed set; what label verification kept can still be nothing.
     fail(log, "pretrain", ValueError(f"{sm.input.synthetic} holds no dialogue to pre-train on"))
-log.info("pre-training on %d synthetic dialogues for %d epochs", len(synthetic), p.epochs)
-params = {"model": p.model, "optim": p.optim, "epochs": p.epochs, "cap": p.cap}
+params = {"model": p.model, "recipe": p.recipe, "caps": p.caps}
 run_dir = Path(sm.output[0]).parent
 trainer = Trainer.for_job(
     "pretrain", run_dir, w.benchmark, w.classifier, int(w.seed), params, list(sm.input), sm.input.knowledge
 )
-summary = trainer.fit("pretrain", synthetic, p.epochs)
+log.info("pre-training on %d synthetic dialogues: %s", len(synthetic), trainer.recipe)
+summary = trainer.fit("pretrain", synthetic, trainer.recipe.epochs)
 meta = {"benchmark": w.benchmark, "classifier": w.classifier, "labels": list(trainer.vocab.labels), "phase": "pretrain"}
 save_weights(trainer.model, sm.output[0], meta | {"summary": summary, "synthetic_dialogues": len(synthetic)})
 trainer.discard_state()

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ercsynth.dialogues import Dialogue
+
+if TYPE_CHECKING:
+    from ercsynth.recipe import Recipe
 
 MAX_SPEAKER_TOKENS = 10
 Row = tuple[int, int]
@@ -67,15 +70,17 @@ class ModelSettings:
     pooling: str = "first"  # how an encoder input becomes one vector: first (token) or mean, or auto
 
     @classmethod
-    def from_config(cls, training: dict, classifier: str, num_labels: int) -> ModelSettings:
+    def from_config(cls, model: dict, recipe: Recipe, num_labels: int) -> ModelSettings:
+        """From the rule's `model` params (or the config's `training` section) and the recipe, which
+        names the classifier, its encoder and its input length."""
         return cls(
-            classifier=classifier,
-            encoder=training["encoder"],
+            classifier=recipe.classifier,
+            encoder=recipe.encoder,
             num_labels=num_labels,
-            max_length=training["max_length"],
-            pad_to_multiple_of=training["pad_to_multiple_of"],
-            options=dict(training[classifier]),
-            pooling=training["pooling"],
+            max_length=recipe.max_length,
+            pad_to_multiple_of=model["pad_to_multiple_of"],
+            options=dict(model[recipe.classifier]),
+            pooling=model["pooling"],
         )
 
 
