@@ -441,6 +441,14 @@ class Trainer:
             return None
         return state
 
+    def _fits(self, state: dict, opt) -> bool:
+        """Whether a saved state matches this model and optimizer (the fingerprint covers settings and
+        inputs, not the code: an edit between a kill and the resume may regroup the parameters)."""
+        saved = [len(g["params"]) for g in state["optimizer"]["param_groups"]]
+        return set(state["model"]) == set(self.model.state_dict()) and saved == [
+            len(g["params"]) for g in opt.param_groups
+        ]
+
     def _save_state(self, state: dict) -> None:
         tmp = self.state_dir / "last.pt.tmp"
         torch.save(state, tmp)
@@ -473,6 +481,12 @@ class Trainer:
         opt, sched = self._optimizer(epochs * steps_per_epoch(data, self.recipe))
         first = 1
         state = self._load_state()
+        if state and not self._fits(state, opt):
+            log.warning(
+                "checkpoint in %s was written by other code (model or optimizer groups differ): starting over",
+                self.state_dir,
+            )
+            state = None
         if state:
             self.model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])

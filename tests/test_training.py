@@ -81,6 +81,19 @@ def test_a_state_from_other_settings_is_not_resumed(tiny_roberta, tmp_path, capl
     assert [h["epoch"] for h in out["history"]] == [1, 2]
 
 
+def test_a_state_whose_optimizer_groups_differ_starts_over(tiny_roberta, tmp_path, caplog):
+    """Same settings and inputs (same fingerprint), but the code between kill and resume groups the
+    parameters differently (here: decay on everything, then no decay on biases and LayerNorm): the
+    job starts over instead of failing on the optimizer's state."""
+    Trainer(model_for(tiny_roberta), recipe(decay_bias_and_norm=True), VOCAB, 3, tmp_path, "fp").fit(
+        "pretrain", TRAIN, 1
+    )
+    with caplog.at_level(logging.INFO):
+        regrouped = Trainer(model_for(tiny_roberta), recipe(decay_bias_and_norm=False), VOCAB, 3, tmp_path, "fp")
+        out = regrouped.fit("pretrain", TRAIN, 2)
+    assert "written by other code" in caplog.text and [h["epoch"] for h in out["history"]] == [1, 2]
+
+
 @pytest.mark.parametrize("name", ["emoberta", "compm"])
 def test_passes_keep_to_the_token_budget_and_cover_every_row_once(tiny_roberta, name):
     model = model_for(tiny_roberta, name)
