@@ -15,7 +15,13 @@ conf=$dir/slurm.conf
 export SLURM_CONF=$conf
 host=$(hostname -s)
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# Whether the daemon of a pid file (slurmd.pid: slurmd) runs. The name is checked, not just the
+# pid: after a machine restart a stale file's pid may belong to another process by now.
+alive() {
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$(basename "$1" .pid)" ]
+}
 
 # Inside a job, Snakemake's SLURM jobstep executor starts each rule with a nested `srun` whose
 # environment has every SLURM_* variable removed, SLURM_CONF included: that srun reads the default
