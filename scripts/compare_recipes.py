@@ -108,15 +108,18 @@ def table(args) -> list[str]:
                 lines.append(f"| {c} | {name} | (not run) | 0 | | |")
                 continue
             mean = statistics.fmean(scores[name])
-            sd = statistics.stdev(scores[name]) if len(runs) > 1 else 0.0
+            sd = f"{statistics.stdev(scores[name]):.2f}" if len(runs) > 1 else "-"
             minutes = statistics.fmean(t for _, t in runs) / 60
             verdict = ""
-            if name == "batched" and scores.get("original"):
-                orig = scores["original"]
-                orig_sd = statistics.stdev(orig) if len(orig) > 1 else 0.0
+            orig = scores.get("original", [])
+            if name == "batched" and len(orig) < 2:
+                verdict = "needs 2 original runs"  # no standard deviation to compare against yet
+            elif name == "batched":
                 gap = abs(mean - statistics.fmean(orig))
-                verdict = f"{'equivalent' if gap <= orig_sd + MARGIN else 'not equivalent'} (gap {gap:.2f})"
-            lines.append(f"| {c} | {name} | {mean:.2f} ± {sd:.2f} | {len(runs)} | {minutes:.1f} | {verdict} |")
+                verdict = (
+                    f"{'equivalent' if gap <= statistics.stdev(orig) + MARGIN else 'not equivalent'} (gap {gap:.2f})"
+                )
+            lines.append(f"| {c} | {name} | {mean:.2f} ± {sd} | {len(runs)} | {minutes:.1f} | {verdict} |")
     return lines
 
 
