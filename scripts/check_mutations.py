@@ -94,7 +94,7 @@ MUTATIONS = (
     Mutation(
         "best-epoch-not-reloaded",
         "ercsynth/training.py",
-        'self.model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))',
+        'self.model.load_state_dict(torch.load(kept, map_location="cpu", weights_only=True))',
         "pass",
         ("tests/test_training.py",),
     ),
