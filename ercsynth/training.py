@@ -294,11 +294,8 @@ def optimizer_groups(model: ERCModel, recipe: Recipe) -> list[dict]:
     each split into decayed and undecayed parameters unless everything is decayed."""
     slow, fast = model.parameter_groups()
     rates = [(slow, recipe.lr), (fast, recipe.head_lr if recipe.head_lr is not None else recipe.lr)]
-    exempt = (
-        set()
-        if recipe.decay_bias_and_norm
-        else {id(p) for n, p in model.named_parameters() if n in no_decay_names(model)}
-    )
+    names = set() if recipe.decay_bias_and_norm else no_decay_names(model)  # walked once, not per parameter
+    exempt = {id(p) for n, p in model.named_parameters() if n in names}
     groups = []
     for params, lr in rates:
         decayed = [p for p in params if id(p) not in exempt]
