@@ -47,12 +47,17 @@ class HubModel:
         return f"{self.folder}/{MARKER}"
 
 
-def model_keys(config: dict, embedded: set[str]) -> dict[str, str]:
-    """The config keys naming a model this run loads, with their values (embedded models left out)."""
+def model_keys(config: dict, embedded: set[str], generators: dict[str, dict] | None = None) -> dict[str, str]:
+    """The config keys naming a model this run loads, with their values (embedded models left out).
+    `generators`: each generator's generation block (ercsynth.design.generator_blocks); by default
+    the `generation` block alone."""
     keys: dict[str, str] = {}
-    gen, train = config["generation"], config["training"]
-    if gen["backend"] == "transformers" and config["distributions"]:
-        keys["generation.transformers.model"] = gen["transformers"]["model"]
+    train = config["training"]
+    for name, gen in (generators or {"": config["generation"]}).items():
+        if gen["backend"] == "transformers" and config["distributions"]:
+            keys[f"generators.{name}.transformers.model" if name else "generation.transformers.model"] = gen[
+                "transformers"
+            ]["model"]
     if config["classifiers"] and train["encoder"] != "minilm":
         keys["training.encoder"] = train["encoder"]
     todkat = train["todkat"]
@@ -61,13 +66,13 @@ def model_keys(config: dict, embedded: set[str]) -> dict[str, str]:
     return {k: v for k, v in keys.items() if v not in embedded}
 
 
-def hub_models(config: dict, embedded: set[str]) -> dict[str, HubModel]:
+def hub_models(config: dict, embedded: set[str], generators: dict[str, dict] | None = None) -> dict[str, HubModel]:
     """Models to fetch, by folder name: config values that are hub ids, not local folders.
 
     Raises ValueError naming the config key for a value that is neither.
     """
     found: dict[str, list[str]] = {}
-    for key, value in model_keys(config, embedded).items():
+    for key, value in model_keys(config, embedded, generators).items():
         if Path(value).expanduser().is_dir():
             continue
         if not HUB_ID.fullmatch(value):

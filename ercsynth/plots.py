@@ -1,4 +1,5 @@
-"""PNG plots for the report: label distributions, F1 per condition, confusion matrices."""
+"""PNG plots for the report: label distributions, F1 per condition and along each design axis,
+confusion matrices, training curves, data quality."""
 
 from __future__ import annotations
 
@@ -67,6 +68,48 @@ def plot_f1(df: pd.DataFrame, out: str | Path) -> None:
         ax.set_title(bench)
         ax.legend(fontsize=8)
     fig.suptitle("Weighted F1 per condition (mean ± std over seeds)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_f1_by_axis(df: pd.DataFrame, axis: str, out: str | Path) -> None:
+    """Weighted F1 against one design axis (synthetic_size or real_fraction): a panel per benchmark x
+    classifier, a line per condition (the other axes' values in its name), mean over seeds with the
+    seeds' spread (min to max) shaded. Against size, the baseline at each real fraction is a dashed
+    line. One value on the axis: points, and the panel's title says so."""
+    df = df.assign(_cond=df["condition"].astype(str))
+    panels = sorted({(b, c) for b, c in zip(df["benchmark"], df["classifier"], strict=True)}) or [("(no runs)", "")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.4), squeeze=False)
+    by_size = axis == "synthetic_size"
+    several = df["real_fraction"].nunique() > 1
+    for ax, (bench, clf) in zip(axes[0], panels, strict=True):
+        sub = df[(df["benchmark"] == bench) & (df["classifier"] == clf)]
+        lines = sub[sub["_cond"] != "baseline"] if by_size else sub
+        others = ["generator", "_cond", "real_fraction"] if by_size else ["generator", "_cond", "synthetic_size"]
+        for (gen, cond, other), grp in lines.groupby(others, observed=True):
+            if by_size:
+                label = " ".join(p for p in (gen, cond) if p) + (f" (real {other:g})" if several else "")
+            else:
+                label = " ".join(p for p in (gen, cond, "" if other in ("", "all") else f"n{other}") if p)
+            x = grp["synthetic_dialogues"] if by_size else grp["real_fraction"]
+            points = grp.assign(_x=x).groupby("_x")["weighted_f1"]
+            mean, low, high = (points.agg(f) * 100 for f in ("mean", "min", "max"))
+            (line,) = ax.plot(mean.index, mean.values, marker="o", label=label)
+            ax.fill_between(mean.index, low.values, high.values, alpha=0.15, color=line.get_color())
+        if by_size:
+            for k, (frac, grp) in enumerate(sub[sub["_cond"] == "baseline"].groupby("real_fraction")):
+                label = f"baseline (real {frac:g})" if several else "baseline"
+                ax.axhline(grp["weighted_f1"].mean() * 100, color=str(0.2 + 0.3 * k), linestyle="--", label=label)
+        else:
+            ticks = sorted(sub["real_fraction"].unique())
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_xlabel("synthetic dialogues pre-trained on" if by_size else "share of the real training dialogues")
+        ax.set_ylabel("weighted F1 (test, %)")
+        values = sub[axis].nunique() if axis in sub else 0
+        ax.set_title(f"{bench} {clf}" + (" (one value on this axis)" if values <= 1 else ""), fontsize=9)
+        ax.legend(fontsize=6)
+    fig.suptitle("Weighted F1, mean over seeds (min-max shaded)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from ercsynth.design import ALL, AXES, BASELINE
 from ercsynth.labels import label_distribution, vocabulary
 from ercsynth.metrics import classification_metrics, cohen_kappa
 
@@ -44,6 +45,12 @@ def results_table(metric_files: list[str | Path]) -> pd.DataFrame:
             )
         }
         row["encoder"] = m.get("encoder")
+        # The design's axes (ercsynth/design.py); runs written before them had one value of each.
+        baseline = m["condition"] == BASELINE
+        row["generator"] = m.get("generator", "")
+        row["synthetic_size"] = str(m.get("synthetic_size", "" if baseline else ALL))
+        row["real_fraction"] = float(m.get("real_fraction", 1.0))
+        row["run"] = m.get("run", m["condition"])
         # The majority-class predictor's test weighted F1 on the same data (NaN for older runs).
         row["majority_floor_f1"] = m.get("majority_floor_f1", math.nan)
         for split, n in m.get("data", {}).items():
@@ -55,7 +62,47 @@ def results_table(metric_files: list[str | Path]) -> pd.DataFrame:
     if df.empty:
         return df
     df["condition"] = pd.Categorical(df["condition"], categories=list(CONDITION_ORDER), ordered=True)
-    return df.sort_values(["benchmark", "classifier", "condition", "seed"]).reset_index(drop=True)
+    df["_size"] = df["synthetic_size"].map(size_number)
+    order = ["benchmark", "classifier", "real_fraction", "condition", "generator", "_size", "seed"]
+    return df.sort_values(order).drop(columns="_size").reset_index(drop=True)
+
+
+def size_number(size: str) -> float:
+    """A synthetic_size cell as a number to sort and plot by: all is the largest, none (baseline) 0."""
+    return math.inf if size == ALL else float(size) if size else 0.0
+
+
+def with_axes(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with the axis columns results_table writes, each at its one default value where missing
+    (a table built by hand, or from runs of one design cell)."""
+    baseline = df["condition"].astype(str) == BASELINE
+    defaults = {
+        "generator": "",
+        "synthetic_size": np.where(baseline, "", ALL),
+        "real_fraction": 1.0,
+        "run": df["condition"].astype(str),
+    }
+    return df.assign(**{k: v for k, v in defaults.items() if k not in df})
+
+
+def varied_axes(df: pd.DataFrame) -> list[str]:
+    """The axes with more than one value: the synthetic runs' generators and sizes, every run's fractions."""
+    synthetic = df[df["condition"].astype(str) != BASELINE]
+    out = [a for a in ("generator", "synthetic_size") if synthetic[a].nunique() > 1]
+    return out + (["real_fraction"] if df["real_fraction"].nunique() > 1 else [])
+
+
+def with_baselines_per_cell(df: pd.DataFrame) -> pd.DataFrame:
+    """The baseline rows repeated for each generator x size of the synthetic runs at the same
+    benchmark, classifier and real fraction: the baseline each of those runs is compared with."""
+    key = ["benchmark", "classifier", "real_fraction"]
+    synthetic = df[df["condition"].astype(str) != BASELINE]
+    base = df[df["condition"].astype(str) == BASELINE].drop(columns=["generator", "synthetic_size"])
+    cells = synthetic[[*key, "generator", "synthetic_size"]].drop_duplicates()
+    base = base.merge(cells, on=key, how="left").fillna({"generator": "", "synthetic_size": ""})
+    out = pd.concat([base, synthetic], ignore_index=True)
+    out["condition"] = pd.Categorical(out["condition"].astype(str), categories=list(CONDITION_ORDER), ordered=True)
+    return out
 
 
 NEAR_FLOOR_POINTS = 2.0  # a baseline this close to the majority-class floor has learned next to nothing
@@ -79,16 +126,24 @@ def floor_warnings(df: pd.DataFrame) -> list[str]:
 def summary_markdown(df: pd.DataFrame) -> str:
     """Mean ± std of weighted F1 over seeds; best per row in bold; deltas against baseline; the
     majority-class floor per row, and a warning first for every baseline near it."""
+    df = with_axes(df)
     conditions = [c for c in CONDITION_ORDER if c in set(df["condition"].astype(str))]
     warnings = floor_warnings(df)
+    axes = varied_axes(df)  # a row per value of each axis that varies; the baseline at the same real fraction
+    cells = with_baselines_per_cell(df) if axes else df
     lines = ["# Weighted F1 (test), mean ± std over seeds", ""]
     if warnings:
         lines += [*warnings, ""]
     lines += [
-        "| benchmark | classifier | seeds | floor | " + " | ".join(conditions) + " |",
-        "|---|---|---|---|" + "---|" * len(conditions),
+        "| benchmark | classifier | "
+        + "".join(f"{a} | " for a in axes)
+        + "seeds | floor | "
+        + " | ".join(conditions)
+        + " |",
+        "|---|---|" + "---|" * len(axes) + "---|---|" + "---|" * len(conditions),
     ]
-    for (bench, clf), grp in df.groupby(["benchmark", "classifier"], observed=True):
+    for keys, grp in cells.groupby(["benchmark", "classifier", *axes], observed=True, sort=False):
+        bench, clf, *values = keys
         stats_by = {}
         for cond in conditions:
             vals = grp.loc[grp["condition"].astype(str) == cond, "weighted_f1"].to_numpy() * 100
@@ -97,29 +152,71 @@ def summary_markdown(df: pd.DataFrame) -> str:
         best = max(stats_by, key=lambda c: stats_by[c][0]) if stats_by else None
         base = stats_by.get("baseline", (None,))[0]
         floor = grp["majority_floor_f1"].mean() * 100
-        cells = []
+        row = []
         for cond in conditions:
             if cond not in stats_by:
-                cells.append("–")
+                row.append("–")
                 continue
             mean, sd = stats_by[cond]
             text = f"{mean:.2f} ± {sd:.2f}"
             if cond != "baseline" and base is not None:
                 text += f" ({mean - base:+.2f})"
-            cells.append(f"**{text}**" if cond == best else text)
+            row.append(f"**{text}**" if cond == best else text)
         floor_cell = "–" if math.isnan(floor) else f"{floor:.2f}"
-        lines.append(f"| {bench} | {clf} | {grp['seed'].nunique()} | {floor_cell} | " + " | ".join(cells) + " |")
+        head = f"| {bench} | {clf} | " + "".join(f"{v} | " for v in values)
+        lines.append(head + f"{grp['seed'].nunique()} | {floor_cell} | " + " | ".join(row) + " |")
     lines += [
         "",
-        "Deltas in parentheses are against the baseline (real data only), in F1 points. floor: the test weighted "
-        "F1 of always predicting the train split's most frequent label, on the same test utterances.",
+        "Deltas in parentheses are against the baseline (real data only, the same real fraction), in F1 points. "
+        "floor: the test weighted F1 of always predicting the train split's most frequent label, on the same test "
+        "utterances.",
     ]
+    if "real_fraction" in axes:
+        lines += ["", *fraction_table(df)]
     return "\n".join(lines) + "\n"
 
 
-def _blocks(df: pd.DataFrame, block_cols: list[str], conditions: list[str]) -> pd.DataFrame:
-    wide = df.assign(condition=df["condition"].astype(str)).pivot_table(
-        index=block_cols, columns="condition", values="weighted_f1", aggfunc="mean"
+def fraction_table(df: pd.DataFrame) -> list[str]:
+    """Per benchmark and classifier: the best pre-trained run's gain over the baseline at each real
+    fraction, and the fraction from which pre-training no longer helps (no gain there or above)."""
+    fractions = sorted(df["real_fraction"].unique())
+    lines = [
+        "## Where pre-training stops helping",
+        "",
+        "Gain of the best pre-trained run (generator, distribution, size; mean over seeds) over the baseline at the "
+        "same real fraction, in F1 points.",
+        "",
+        "| benchmark | classifier | " + " | ".join(f"real {f:g}" for f in fractions) + " | stops helping at |",
+        "|---|---|" + "---|" * len(fractions) + "---|",
+    ]
+    for (bench, clf), grp in df.groupby(["benchmark", "classifier"], observed=True):
+        gains = {}
+        for f in fractions:
+            at = grp[grp["real_fraction"] == f]
+            means = at.groupby("run", observed=True)["weighted_f1"].mean() * 100
+            base = at.loc[at["condition"].astype(str) == BASELINE, "run"].unique()
+            pretrained = means.drop(index=list(base), errors="ignore")
+            if len(base) and len(pretrained):
+                gains[f] = (float(pretrained.max() - means[base[0]]), str(pretrained.idxmax()))
+        cells = [f"{gains[f][0]:+.2f} ({gains[f][1]})" if f in gains else "–" for f in fractions]
+        helping = [f for f in fractions if f in gains and gains[f][0] > 0]
+        if not gains:
+            verdict = "–"
+        elif not helping:
+            verdict = "never helps"
+        elif all(gains[f][0] > 0 for f in gains):
+            verdict = "helps at every fraction"
+        else:
+            # the smallest fraction from which no larger one gains
+            later = [f for f in sorted(gains) if all(gains[g][0] <= 0 for g in gains if g >= f)]
+            verdict = f"real {later[0]:g}" if later else "no single point (gains come and go)"
+        lines.append(f"| {bench} | {clf} | " + " | ".join(cells) + f" | {verdict} |")
+    return lines
+
+
+def _blocks(df: pd.DataFrame, block_cols: list[str], conditions: list[str], column: str = "condition") -> pd.DataFrame:
+    wide = df.assign(**{column: df[column].astype(str)}).pivot_table(
+        index=block_cols, columns=column, values="weighted_f1", aggfunc="mean"
     )
     return wide.reindex(columns=conditions).dropna()
 
@@ -154,12 +251,18 @@ def wilcoxon_holm(wide: pd.DataFrame) -> list[dict]:
     ]
 
 
-def friedman(df: pd.DataFrame, block_cols: list[str], conditions: list[str] | None = None) -> dict:
+def friedman(
+    df: pd.DataFrame, block_cols: list[str], conditions: list[str] | None = None, column: str = "condition"
+) -> dict:
+    """Friedman's test of weighted F1 across the values (`conditions`) of `column`, blocks formed by
+    `block_cols`; with two values, the paired Wilcoxon signed-rank test, which Friedman's needs three for."""
     conditions = conditions or [c for c in CONDITION_ORDER if c in set(df["condition"].astype(str))]
-    wide = _blocks(df, block_cols, conditions)
+    wide = _blocks(df, block_cols, conditions, column)
     result: dict = {"blocks": block_cols, "conditions": conditions, "n_blocks": int(len(wide))}
-    if len(conditions) < 3:
-        return result | {"result": "not enough conditions", "detail": "Friedman's test needs at least 3 conditions"}
+    if len(conditions) < 2:
+        return result | {"result": "one value", "detail": "nothing to compare"}
+    if len(conditions) == 2:
+        return result | paired_test(wide)
     if len(wide) < MIN_BLOCKS:
         return result | {
             "result": "not enough blocks",
@@ -183,11 +286,55 @@ def friedman(df: pd.DataFrame, block_cols: list[str], conditions: list[str] | No
     return result
 
 
-def friedman_report(df: pd.DataFrame) -> dict:
+def paired_test(wide: pd.DataFrame) -> dict:
+    """Two values over paired blocks: the Wilcoxon signed-rank test (scipy.stats.wilcoxon)."""
+    if len(wide) < MIN_BLOCKS:
+        return {
+            "result": "not enough blocks",
+            "detail": f"{len(wide)} complete block(s); at least {MIN_BLOCKS} are needed (add seeds or benchmarks)",
+        }
+    a, b = wide.columns
+    mean_ranks = {c: float(v) for c, v in wide.rank(axis=1, ascending=False).mean().items()}
+    if np.allclose(wide[a], wide[b]):
+        return {"result": "all conditions tied", "statistic": 0.0, "p_value": 1.0, "mean_ranks": mean_ranks}
+    test = stats.wilcoxon(wide[a], wide[b])
     return {
-        "test": "Friedman rank-sum test of weighted F1 across conditions (scipy.stats.friedmanchisquare)",
-        "overall": friedman(df, ["benchmark", "classifier", "seed"]),
-        "per_classifier": {clf: friedman(grp, ["benchmark", "seed"]) for clf, grp in df.groupby("classifier")},
+        "result": "tested",
+        "test": "Wilcoxon signed-rank (two values; Friedman's test needs three)",
+        "statistic": float(test.statistic),
+        "p_value": float(test.pvalue),
+        "mean_ranks": mean_ranks,
+        "mean_difference": float((wide[a] - wide[b]).mean()),
+        "significant": bool(test.pvalue < ALPHA),
+        "alpha": ALPHA,
+    }
+
+
+def axis_test(df: pd.DataFrame, axis: str) -> dict:
+    """The test across the values of one design axis, blocks formed by every other factor (benchmark,
+    classifier, seed and the other axes). Generator and size compare pre-trained runs only; the real
+    fraction compares every run, the baseline included, each against itself at other fractions."""
+    other = [a for a in ("condition", *AXES) if a != axis]
+    data = df if axis == "real_fraction" else df[df["condition"].astype(str) != BASELINE]
+    data = data.assign(**{a: data[a].astype(str) for a in (*AXES, "condition")})
+    values = sorted(data[axis].unique(), key=size_number if axis == "synthetic_size" else str)
+    if axis == "real_fraction":
+        values = sorted(values, key=float)
+    return friedman(data, ["benchmark", "classifier", "seed", *other], list(values), column=axis)
+
+
+def friedman_report(df: pd.DataFrame) -> dict:
+    df = with_axes(df)
+    cells = with_baselines_per_cell(df)  # conditions compared at equal generator, size and real fraction
+    blocks = ["generator", "synthetic_size", "real_fraction"]
+    return {
+        "test": "Friedman rank-sum test of weighted F1 across conditions (scipy.stats.friedmanchisquare); "
+        "two values: Wilcoxon signed-rank; post-hoc: Nemenyi and Holm-corrected Wilcoxon",
+        "overall": friedman(cells, ["benchmark", "classifier", "seed", *blocks]),
+        "per_classifier": {
+            clf: friedman(grp, ["benchmark", "seed", *blocks]) for clf, grp in cells.groupby("classifier")
+        },
+        "per_axis": {axis: axis_test(df, axis) for axis in AXES},
     }
 
 

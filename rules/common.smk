@@ -22,7 +22,17 @@ from ercsynth.benchmarks import (  # noqa: E402
     all_definitions,
     load_file,
 )
-from ercsynth.config import ConfigError, check_config, schema_enum  # noqa: E402
+from ercsynth.config import ConfigError, check_config, load_schema, schema_enum  # noqa: E402
+from ercsynth.design import (  # noqa: E402
+    DesignError,
+    Run,
+    dataset_pattern,
+    generator_blocks,
+    pretrained_pattern,
+    reference_baseline,
+    run_pattern,
+    runs,
+)
 from ercsynth.backends.embedded import embedded_model_names  # noqa: E402
 from ercsynth.recipe import resolve as resolve_recipe  # noqa: E402
 from ercsynth.hub import MARKER, MODELS_DIR, hub_model, hub_models, local_path  # noqa: E402
@@ -35,6 +45,11 @@ try:
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 config.update(_checked)
+try:
+    # Each generator's whole generation block (generation + its generators entry), validated as one.
+    GENERATORS = generator_blocks(config, load_schema(SCHEMA))
+except DesignError as exc:
+    raise WorkflowError(str(exc)) from None
 
 LOGS = "results/logs"
 TIMING = "results/timing"
@@ -60,7 +75,11 @@ def _definitions():
         defs = all_definitions(config["benchmark_definitions"])
     except DefinitionError as exc:
         raise WorkflowError(str(exc)) from None
-    for key, names in (("benchmarks", config["benchmarks"]), ("generation.per_benchmark", GEN["per_benchmark"])):
+    per_benchmark = [
+        (f"generators.{g}.per_benchmark" if g else "generation.per_benchmark", block["per_benchmark"])
+        for g, block in GENERATORS.items()
+    ]
+    for key, names in [("benchmarks", config["benchmarks"]), *per_benchmark]:
         unknown = [name for name in names if name not in defs]
         if unknown:
             raise WorkflowError(
@@ -117,7 +136,6 @@ def _select_benchmarks():
     return chosen
 
 
-GEN = config["generation"]
 DEFINITIONS = _definitions()
 # Benchmarks whose definitions have URLs: the download rule's wildcard.
 DOWNLOADABLE = "|".join(re.escape(b) for b, d in DEFINITIONS.items() if d.download_form) or "(?!)"
@@ -133,26 +151,28 @@ for _bench in config["distributions_by_benchmark"]:
 # leaves out (null, or no entry: none left out; an overlay cannot delete a key, so null is the way back).
 _KEEP = {b: config["distributions_by_benchmark"].get(b) for b in BENCHMARKS}
 DISTRIBUTIONS_OF = {b: [d for d in DISTRIBUTIONS if _KEEP[b] is None or d in _KEEP[b]] for b in BENCHMARKS}
-DATASETS = [(b, d) for b in BENCHMARKS for d in DISTRIBUTIONS_OF[b]]  # (benchmark, distribution), in run order
+# The synthetic datasets: (benchmark, dataset), dataset = [generator/]distribution (ercsynth/design.py), in run order.
+DATASETS = [(b, Run(d, g).dataset) for b in BENCHMARKS for g in GENERATORS for d in DISTRIBUTIONS_OF[b]]
 CLASSIFIERS = list(config["classifiers"])
 ALL_CLASSIFIERS = schema_enum(SCHEMA, "classifiers")  # each has its module ercsynth/models/<name>.py
 SEEDS = list(config["seeds"])
 TRAIN = config["training"]
-SHARDS = list(range(GEN["shards"]))
 COMET = TRAIN["todkat"]["knowledge"] == "comet"
 try:
     # Hub models named by the config, fetched once by the fetch_model local rule (rules/models.smk).
-    HUB_MODELS = hub_models(config, set(embedded_model_names()))
+    HUB_MODELS = hub_models(config, set(embedded_model_names()), GENERATORS)
 except ValueError as exc:
     raise WorkflowError(str(exc)) from None
 
 
 wildcard_constraints:
     benchmark="|".join(map(re.escape, DEFINITIONS)),
-    distribution="natural|balanced|planned",
-    condition="baseline|natural|balanced|planned",
+    # Run paths carry the design's axes (ercsynth/design.py): dataset = [generator/]distribution,
+    # condition = baseline or dataset[/n<size>], then [/real<fraction>].
+    dataset=dataset_pattern(GENERATORS),
+    condition=run_pattern(GENERATORS),
     split="train|dev|test",
-    source="train|dev|test|natural|balanced|planned",
+    source=f"train|dev|test|{dataset_pattern(GENERATORS)}",
     classifier="|".join(ALL_CLASSIFIERS),
     seed=r"\d+",
     shard=r"\d+",
@@ -181,30 +201,49 @@ def classifier_code(script):
 PARSE_ONLY = ("min_utterances", "max_output_chars", "max_repeated_share")
 
 
-def benchmark_generation(bench):
-    """The generation settings of one benchmark: generation, then its definition's, then generation.per_benchmark."""
-    return GEN | DEFINITIONS[bench].generation | GEN["per_benchmark"].get(bench, {})
+def run_of(w):
+    """The design cell of a job: its dataset (generation rules) or condition (training rules) read back."""
+    return Run.parse(w.dataset if hasattr(w, "dataset") else w.condition)
+
+
+def gen_block(w):
+    """The generation settings of the job's generator (generators.<name> over generation)."""
+    return GENERATORS[run_of(w).generator]
+
+
+def benchmark_generation(bench, gen):
+    """The generation settings of one benchmark: the generator's, then the definition's, then its per_benchmark."""
+    return gen | DEFINITIONS[bench].generation | gen["per_benchmark"].get(bench, {})
 
 
 def generation_settings(w):
     """What a generation job uses: its benchmark's settings and labels, natural topics for natural, no
     parsing thresholds, and only the chosen backend's section."""
-    gen = benchmark_generation(w.benchmark)
-    unused = {"llamacpp", "transformers", "openai"} - {GEN["backend"]}
+    block, distribution = gen_block(w), run_of(w).distribution
+    gen = benchmark_generation(w.benchmark, block)
+    unused = {"llamacpp", "transformers", "openai"} - {block["backend"]}
     # Passed below for this distribution only, or not a generation job's business (verify has its own rule).
     own = ("per_benchmark", "natural_topics", "constrained", "planned", "verify", "min_valid")
     settings = {k: v for k, v in gen.items() if k not in (*PARSE_ONLY, *own, *unused)}
-    if w.distribution == "natural":
+    if distribution == "natural":
         settings["topics"] = gen["natural_topics"]  # neutral topics: the labels are the model's own
-    if w.distribution == "planned":
+    if distribution == "planned":
         settings["planned"] = gen["planned"]
-    settings["constrained"] = [w.distribution] if w.distribution in gen["constrained"] else []
+    settings["constrained"] = [distribution] if distribution in gen["constrained"] else []
     return settings | {"labels": list(DEFINITIONS[w.benchmark].labels)}
 
 
+def distribution_of(w):
+    return run_of(w).distribution
+
+
 def parse_settings(w):
-    gen = benchmark_generation(w.benchmark)
+    gen = benchmark_generation(w.benchmark, gen_block(w))
     return {k: gen[k] for k in PARSE_ONLY}
+
+
+def shards_of(w):
+    return list(range(gen_block(w)["shards"]))
 
 
 def labels_of(w):
@@ -227,6 +266,13 @@ def recipe_of(phase):
         return replace(recipe, encoder=local_path(TRAIN["encoder"], HUB_MODELS)).params()
 
     return params
+
+
+def design_cell(w):
+    """params: the run's cell of the design (distribution, generator, size, fraction): what a
+    training job subsets its data by and writes into metrics.json."""
+    run = run_of(w)
+    return {"distribution": run.distribution, "generator": run.generator, "size": run.size, "fraction": run.fraction}
 
 
 def dialogue_caps(*splits):
@@ -265,38 +311,53 @@ def benchmark_reading(w):
     return DEFINITIONS[w.benchmark].reading(benchmark_source(w))
 
 
-def generator_checkpoint(verify=False):
+def gen_key(gen_name, key):
+    """The config key a generator's setting comes from, for messages."""
+    return f"generators.{gen_name}.{key}" if gen_name else f"generation.{key}"
+
+
+def _checkpoint(gen, verify=False):
     """Embedded GGUF models are converted once to a plain checkpoint that loads in seconds, for the
     transformers backend and for label verification (which scores with transformers under llamacpp too)."""
-    if GEN["backend"] == "llamacpp" and not verify:
+    if gen["backend"] == "llamacpp" and not verify:
         return []  # llama.cpp reads the GGUF file itself
-    model = GEN["llamacpp"]["model"] if GEN["backend"] == "llamacpp" else GEN["transformers"]["model"]
-    if GEN["backend"] != "openai" and model in embedded_model_names():
+    model = gen["llamacpp"]["model"] if gen["backend"] == "llamacpp" else gen["transformers"]["model"]
+    if gen["backend"] != "openai" and model in embedded_model_names():
         return [f"results/generator/{model}/config.json"]
     return []
 
 
-def generator_gguf():
+def generator_checkpoint(verify=False):
+    return lambda w: _checkpoint(gen_block(w), verify)
+
+
+def _gguf(gen_name):
     """A user's own GGUF file for the llamacpp backend is an input: replacing it reruns generation."""
-    model = GEN["llamacpp"]["model"]
-    if GEN["backend"] != "llamacpp" or model in embedded_model_names():
+    gen = GENERATORS[gen_name]
+    model = gen["llamacpp"]["model"]
+    if gen["backend"] != "llamacpp" or model in embedded_model_names():
         return []
     if not Path(model).is_file():
         raise WorkflowError(
-            f"config key 'generation.llamacpp.model': {model!r} is neither an embedded model "
+            f"config key '{gen_key(gen_name, 'llamacpp.model')}': {model!r} is neither an embedded model "
             f"({', '.join(embedded_model_names())}) nor a .gguf file"
         )
     return [model]
 
 
+def generator_gguf(w):
+    return _gguf(run_of(w).generator)
+
+
 def generator_path(w, input):
     """The converted checkpoint's folder, the fetched folder of a hub model, or the configured folder;
     empty for llamacpp (the backend finds the embedded GGUF, or reads input.gguf)."""
+    gen = gen_block(w)
     if input.checkpoint:
         return str(Path(input.checkpoint[0]).parent)
-    if GEN["backend"] == "llamacpp":
+    if gen["backend"] == "llamacpp":
         return ""
-    return local_path(GEN["transformers"]["model"], HUB_MODELS)
+    return local_path(gen["transformers"]["model"], HUB_MODELS)
 
 
 def fetched(value):
@@ -305,21 +366,31 @@ def fetched(value):
     return [model.marker] if model else []
 
 
-def generator_fetched():
-    return fetched(GEN["transformers"]["model"]) if GEN["backend"] == "transformers" else []
+def generator_fetched(w):
+    gen = gen_block(w)
+    return fetched(gen["transformers"]["model"]) if gen["backend"] == "transformers" else []
 
 
-def prompt_files():
+def _prompts(gen_name):
     """Prompt paths are relative to the working directory, else to the workflow folder."""
     paths = []
-    for key in ("completion", "chat", "balanced_constraint", "planned_constraint"):
-        path = Path(GEN["prompts"][key])
+    for key, value in GENERATORS[gen_name]["prompts"].items():
+        path = Path(value)
         if not path.is_absolute() and not path.exists():
             path = Path(workflow.basedir) / path
         if not path.exists():
-            raise WorkflowError(f"config key 'generation.prompts.{key}': no such file {GEN['prompts'][key]!r}")
+            raise WorkflowError(f"config key '{gen_key(gen_name, f'prompts.{key}')}': no such file {value!r}")
         paths.append(str(path))
     return paths
+
+
+def prompt_files(w):
+    return _prompts(run_of(w).generator)
+
+
+for _gen in GENERATORS:  # a missing prompt or GGUF file stops the run at start-up, not at its first job
+    _prompts(_gen)
+    _gguf(_gen)
 
 
 def source_dialogues(w):
@@ -339,7 +410,16 @@ def knowledge_files(w, sources):
 def accepted(w):
     """Every synthetic dataset of the benchmark passed the hard stop. ancient(): a rerun of parsing
     does not rerun the baseline, which only waits for the check."""
-    return [ancient(f"results/generated/{w.benchmark}/{d}/accepted.json") for d in DISTRIBUTIONS_OF[w.benchmark]]
+    return [ancient(f"results/generated/{b}/{d}/accepted.json") for b, d in DATASETS if b == w.benchmark]
+
+
+def pretrained_file(w):
+    run = run_of(w)
+    return (
+        []
+        if run.baseline
+        else [f"results/models/{w.benchmark}/{w.classifier}/{run.pretrained}/seed{w.seed}/pretrained.pt"]
+    )
 
 
 def finetune_inputs(w):
@@ -347,59 +427,68 @@ def finetune_inputs(w):
     the hard stop on the benchmark's synthetic datasets (nothing is trained before they pass)."""
     inputs = {split: f"results/benchmarks/{w.benchmark}/{split}.jsonl" for split in SPLITS}
     inputs["accepted"] = accepted(w)
-    inputs["init"] = [] if w.condition == "baseline" else [f"{model_dir(w)}/pretrained.pt"]
+    inputs["init"] = pretrained_file(w)
     inputs["knowledge"] = knowledge_files(w, SPLITS)
     inputs["encoder"] = fetched(TRAIN["encoder"])
     return inputs
 
 
-VERIFY = GEN["verify"]
-if VERIFY["enabled"] and (
-    GEN["backend"] == "openai" or (GEN["backend"] == "llamacpp" and not generator_checkpoint(verify=True))
-):
-    raise WorkflowError(
-        "config key 'generation.verify.enabled': label verification scores symbols with a local transformers "
-        "model; it needs generation.backend: transformers, or llamacpp with an embedded model"
-    )
+# Label verification (generation.verify, per generator): the generators that run it.
+VERIFIED = [g for g, block in GENERATORS.items() if block["verify"]["enabled"]]
+for _gen in VERIFIED:
+    _block = GENERATORS[_gen]
+    if _block["backend"] == "openai" or (_block["backend"] == "llamacpp" and not _checkpoint(_block, verify=True)):
+        raise WorkflowError(
+            f"config key '{gen_key(_gen, 'verify.enabled')}': label verification scores symbols with a local "
+            "transformers model; it needs generation.backend: transformers, or llamacpp with an embedded model"
+        )
 
 
 def synthetic_dialogues(w):
     """What pre-training reads: the parsed dataset, or what label verification kept of it."""
-    folder = f"results/generated/{w.benchmark}/{w.condition}"
-    return f"{folder}/verified/dialogues.jsonl" if VERIFY["enabled"] else f"{folder}/dialogues.jsonl"
+    run = run_of(w)
+    folder = f"results/generated/{w.benchmark}/{run.dataset}"
+    return f"{folder}/verified/dialogues.jsonl" if run.generator in VERIFIED else f"{folder}/dialogues.jsonl"
 
 
 def verify_settings(w):
+    gen = gen_block(w)
     return {
-        "keep": VERIFY["keep"],
-        "batch_size": VERIFY["batch_size"],
+        "keep": gen["verify"]["keep"],
+        "batch_size": gen["verify"]["batch_size"],
         "min_utterances": parse_settings(w)["min_utterances"],
         "labels": labels_of(w),
-        "seed": GEN["seed"],
+        "seed": gen["seed"],
     }
 
 
-def model_dir(w):
-    return f"results/models/{w.benchmark}/{w.classifier}/{w.condition}/seed{w.seed}"
-
-
-def per_dataset(pattern, classifiers=(None,), **fields):
-    """`pattern` for every synthetic dataset (benchmark x its distributions), in DATASETS order, and
-    for each of `classifiers` within a dataset where the pattern names one."""
+def per_dataset(pattern, classifiers=(None,), datasets=None, **fields):
+    """`pattern` for every synthetic dataset (benchmark x generator x its distributions), in DATASETS
+    order, and for each of `classifiers` within a dataset where the pattern names one."""
     return [
-        pattern.format(benchmark=b, distribution=d, classifier=c, **fields) for b, d in DATASETS for c in classifiers
+        pattern.format(benchmark=b, dataset=d, classifier=c, **fields)
+        for b, d in (DATASETS if datasets is None else datasets)
+        for c in classifiers
     ]
+
+
+def verified_datasets():
+    return [(b, d) for b, d in DATASETS if Run.parse(d).generator in VERIFIED]
 
 
 def all_runs():
-    """metrics.json of every run: benchmark x classifier x (baseline + its distributions) x seed."""
+    """metrics.json of every run: benchmark x classifier x design cell (ercsynth.design.runs) x seed."""
     return [
-        f"results/models/{b}/{c}/{cond}/seed{s}/metrics.json"
+        f"results/models/{b}/{c}/{run.token}/seed{s}/metrics.json"
         for b in BENCHMARKS
         for c in CLASSIFIERS
-        for cond in ["baseline"] + DISTRIBUTIONS_OF[b]
+        for run in runs(config, DISTRIBUTIONS_OF[b])
         for s in SEEDS
     ]
+
+
+# The baseline whose classifiers judge the synthetic labels: trained on the most real data.
+REFERENCE = reference_baseline(config).token
 
 
 def quality_source(w):
@@ -420,10 +509,12 @@ def final_targets():
             "results/stats/label_quality.csv",
             "results/stats/label_distributions.csv",
             "results/stats/plots/f1_by_condition.png",
+            "results/stats/plots/f1_by_size.png",
+            "results/stats/plots/f1_by_fraction.png",
             "results/stats/plots/label_distributions.png",
             "results/stats/plots/confusion_matrices.png",
             "results/stats/plots/training_curves.png",
         ]
-        + per_dataset("results/generated/{benchmark}/{distribution}/dialogues.jsonl")
-        + (["results/stats/verification.csv"] if VERIFY["enabled"] else [])
+        + per_dataset("results/generated/{benchmark}/{dataset}/dialogues.jsonl")
+        + (["results/stats/verification.csv"] if VERIFIED else [])
     )

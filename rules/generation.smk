@@ -1,4 +1,5 @@
-# Generation: one job per shard of each benchmark x distribution, resumable when killed.
+# Generation: one job per shard of each synthetic dataset (benchmark x generator x distribution),
+# resumable when killed. Synthetic sizes are subsets of it: more sizes never mean more generation.
 
 
 rule prepare_generator:
@@ -21,17 +22,17 @@ rule prepare_generator:
 rule generate:
     input:
         checkpoint=generator_checkpoint(),
-        fetched=generator_fetched(),
-        gguf=generator_gguf(),
-        prompts=prompt_files(),
+        fetched=generator_fetched,
+        gguf=generator_gguf,
+        prompts=prompt_files,
         # Few-shot examples for the completion style come from the real training split.
         examples="results/benchmarks/{benchmark}/train.jsonl",
     output:
-        "results/generated/{benchmark}/{distribution}/raw/shard{shard}.jsonl",
+        "results/generated/{benchmark}/{dataset}/raw/shard{shard}.jsonl",
     log:
-        f"{LOGS}/generate/{{benchmark}}_{{distribution}}_shard{{shard}}.log",
+        f"{LOGS}/generate/{{benchmark}}_{{dataset}}_shard{{shard}}.log",
     benchmark:
-        f"{TIMING}/generate/{{benchmark}}_{{distribution}}_shard{{shard}}.tsv"
+        f"{TIMING}/generate/{{benchmark}}_{{dataset}}_shard{{shard}}.tsv"
     conda:
         "../envs/generation.yaml"
     threads: 2
@@ -41,6 +42,7 @@ rule generate:
         gpu=GPU,
     params:
         settings=generation_settings,
+        distribution=distribution_of,
         model=generator_path,
         code=script_code("generate.py"),
     script:

@@ -3,30 +3,33 @@
 
 rule parse:
     input:
-        shards=expand(
-            "results/generated/{{benchmark}}/{{distribution}}/raw/shard{shard}.jsonl",
-            shard=SHARDS,
+        shards=lambda w: expand(
+            "results/generated/{benchmark}/{dataset}/raw/shard{shard}.jsonl",
+            benchmark=w.benchmark,
+            dataset=w.dataset,
+            shard=shards_of(w),
         ),
     output:
-        dialogues="results/generated/{benchmark}/{distribution}/dialogues.jsonl",
+        dialogues="results/generated/{benchmark}/{dataset}/dialogues.jsonl",
         report=report(
-            "results/generated/{benchmark}/{distribution}/parse_report.json",
+            "results/generated/{benchmark}/{dataset}/parse_report.json",
             caption="report/parse_report.rst",
             category="Synthetic data",
             subcategory="Parse reports",
-            labels={"benchmark": "{benchmark}", "distribution": "{distribution}"},
+            labels={"benchmark": "{benchmark}", "dataset": "{dataset}"},
         ),
-        compm="results/generated/{benchmark}/{distribution}/compm.tsv",
-        card="results/generated/{benchmark}/{distribution}/hf/README.md",
-        hf_data="results/generated/{benchmark}/{distribution}/hf/data/train.jsonl",
+        compm="results/generated/{benchmark}/{dataset}/compm.tsv",
+        card="results/generated/{benchmark}/{dataset}/hf/README.md",
+        hf_data="results/generated/{benchmark}/{dataset}/hf/data/train.jsonl",
     log:
-        f"{LOGS}/parse/{{benchmark}}_{{distribution}}.log",
+        f"{LOGS}/parse/{{benchmark}}_{{dataset}}.log",
     conda:
         "../envs/generation.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
     params:
+        distribution=distribution_of,
         min_utterances=lambda w: parse_settings(w)["min_utterances"],
         max_output_chars=lambda w: parse_settings(w)["max_output_chars"],
         max_repeated_share=lambda w: parse_settings(w)["max_repeated_share"],
@@ -42,18 +45,18 @@ rule parse:
 # (every training job of its benchmark waits for this file); parse_report.json is kept to read.
 rule accept_synthetic:
     input:
-        report="results/generated/{benchmark}/{distribution}/parse_report.json",
+        report="results/generated/{benchmark}/{dataset}/parse_report.json",
     output:
-        "results/generated/{benchmark}/{distribution}/accepted.json",
+        "results/generated/{benchmark}/{dataset}/accepted.json",
     log:
-        f"{LOGS}/accept_synthetic/{{benchmark}}_{{distribution}}.log",
+        f"{LOGS}/accept_synthetic/{{benchmark}}_{{dataset}}.log",
     conda:
         "../envs/stats.yaml"
     resources:
         mem_mb=500,
         runtime=5,
     params:
-        min_valid=GEN["min_valid"],
+        min_valid=lambda w: gen_block(w)["min_valid"],
         code=script_code("accept_synthetic.py"),
     script:
         "../workflow_scripts/accept_synthetic.py"
@@ -63,18 +66,18 @@ rule accept_synthetic:
 # utterance; agreement table per dataset, and the dialogues that pre-training reads (keep: all|agree).
 rule verify:
     input:
-        dialogues="results/generated/{benchmark}/{distribution}/dialogues.jsonl",
+        dialogues="results/generated/{benchmark}/{dataset}/dialogues.jsonl",
         checkpoint=generator_checkpoint(verify=True),
-        fetched=generator_fetched(),
+        fetched=generator_fetched,
         examples="results/benchmarks/{benchmark}/train.jsonl",
     output:
-        dialogues="results/generated/{benchmark}/{distribution}/verified/dialogues.jsonl",
-        labels="results/generated/{benchmark}/{distribution}/verified/labels.jsonl",
-        agreement="results/generated/{benchmark}/{distribution}/verified/agreement.json",
+        dialogues="results/generated/{benchmark}/{dataset}/verified/dialogues.jsonl",
+        labels="results/generated/{benchmark}/{dataset}/verified/labels.jsonl",
+        agreement="results/generated/{benchmark}/{dataset}/verified/agreement.json",
     log:
-        f"{LOGS}/verify/{{benchmark}}_{{distribution}}.log",
+        f"{LOGS}/verify/{{benchmark}}_{{dataset}}.log",
     benchmark:
-        f"{TIMING}/verify/{{benchmark}}_{{distribution}}.tsv"
+        f"{TIMING}/verify/{{benchmark}}_{{dataset}}.tsv"
     conda:
         "../envs/generation.yaml"
     threads: 2
@@ -92,7 +95,7 @@ rule verify:
 
 rule verification_table:
     input:
-        per_dataset("results/generated/{benchmark}/{distribution}/verified/agreement.json"),
+        per_dataset("results/generated/{benchmark}/{dataset}/verified/agreement.json", datasets=verified_datasets()),
     output:
         report("results/stats/verification.csv", caption="report/verification.rst", category="Synthetic data"),
     log:
@@ -103,7 +106,7 @@ rule verification_table:
         mem_mb=1000,
         runtime=5,
     params:
-        datasets=DATASETS,
+        datasets=verified_datasets(),
         code=script_code("verification_table.py"),
     script:
         "../workflow_scripts/verification_table.py"

@@ -20,6 +20,19 @@ rule aggregate:
             caption="report/training_curves.rst",
             category="Results",
         ),
+        # The design's axes (ercsynth/design.py), each plotted against weighted F1.
+        size_plot=report(
+            "results/stats/plots/f1_by_size.png",
+            caption="report/f1_by_size.rst",
+            category="Results by axis",
+            subcategory="Synthetic size",
+        ),
+        fraction_plot=report(
+            "results/stats/plots/f1_by_fraction.png",
+            caption="report/f1_by_fraction.rst",
+            category="Results by axis",
+            subcategory="Real-data fraction",
+        ),
     log:
         f"{LOGS}/aggregate.log",
     conda:
@@ -36,16 +49,17 @@ rule aggregate:
 rule label_quality:
     input:
         real=expand("results/benchmarks/{benchmark}/train.jsonl", benchmark=BENCHMARKS),
-        synthetic=per_dataset("results/generated/{benchmark}/{distribution}/dialogues.jsonl"),
+        synthetic=per_dataset("results/generated/{benchmark}/{dataset}/dialogues.jsonl"),
         # Ordered dataset x classifier, as the script reads them.
         predictions=per_dataset(
-            "results/stats/synthetic_predictions/{benchmark}/{distribution}/{classifier}_seed{seed}.jsonl",
+            "results/stats/synthetic_predictions/{benchmark}/{dataset}/{classifier}_seed{seed}.jsonl",
             classifiers=CLASSIFIERS,
             seed=SEEDS[0],
         ),
         # The reference classifiers' own test predictions: a degenerate reference is flagged.
         reference=expand(
-            "results/models/{benchmark}/{classifier}/baseline/seed{seed}/test_predictions.jsonl",
+            "results/models/{benchmark}/{classifier}/{reference}/seed{seed}/test_predictions.jsonl",
+            reference=REFERENCE,
             benchmark=BENCHMARKS,
             classifier=CLASSIFIERS,
             seed=SEEDS[0],
@@ -94,7 +108,7 @@ rule data_quality:
     log:
         f"{LOGS}/data_quality/{{benchmark}}_{{source}}.log",
     wildcard_constraints:
-        source="train|natural|balanced|planned",
+        source=f"train|{dataset_pattern(GENERATORS)}",
     conda:
         "../envs/stats.yaml"
     resources:
@@ -111,7 +125,7 @@ rule data_quality:
 rule data_quality_table:
     input:
         [f"results/stats/data_quality/{b}/train.json" for b in BENCHMARKS]
-        + per_dataset("results/stats/data_quality/{benchmark}/{distribution}.json"),
+        + per_dataset("results/stats/data_quality/{benchmark}/{dataset}.json"),
     output:
         csv=report(
             "results/stats/data_quality.csv",

@@ -1,6 +1,7 @@
 # Training, in three file targets per classifier: COMET knowledge (TODKAT, once per source),
-# pre-training on a synthetic dataset (pretrained.pt), and fine-tuning on the real train split
-# from pretrained.pt or, for the baseline, from the plain encoder (model.pt, metrics.json).
+# pre-training on a synthetic dataset (pretrained.pt: generator x distribution x size), and
+# fine-tuning on the real train split (or its fraction) from pretrained.pt or, for the baseline,
+# from the plain encoder (model.pt, metrics.json). Paths: ercsynth/design.py, docs/workflow.md.
 
 
 rule knowledge:
@@ -35,7 +36,7 @@ rule pretrain:
     input:
         synthetic=synthetic_dialogues,
         accepted=accepted,
-        knowledge=lambda w: knowledge_files(w, [w.condition]),
+        knowledge=lambda w: knowledge_files(w, [run_of(w).dataset]),
         encoder=fetched(TRAIN["encoder"]),
     output:
         "results/models/{benchmark}/{classifier}/{condition}/seed{seed}/pretrained.pt",
@@ -44,7 +45,7 @@ rule pretrain:
     benchmark:
         f"{TIMING}/pretrain/{{benchmark}}_{{classifier}}_{{condition}}_seed{{seed}}.tsv"
     wildcard_constraints:
-        condition="natural|balanced|planned",
+        condition=pretrained_pattern(GENERATORS),
     conda:
         "../envs/training.yaml"
     # One thread: two training jobs side by side on two cores do 1.55x the work of one job on two
@@ -58,6 +59,7 @@ rule pretrain:
         model=model_settings,
         recipe=recipe_of("pretrain"),
         caps=dialogue_caps("synthetic"),
+        cell=design_cell,
         code=classifier_code("pretrain.py"),
     script:
         "../workflow_scripts/pretrain.py"
@@ -86,6 +88,7 @@ rule finetune:
         model=model_settings,
         recipe=recipe_of("finetune"),
         caps=dialogue_caps(*SPLITS),
+        cell=design_cell,
         code=classifier_code("finetune.py"),
     script:
         "../workflow_scripts/finetune.py"
@@ -93,16 +96,16 @@ rule finetune:
 
 rule predict_synthetic:
     input:
-        model="results/models/{benchmark}/{classifier}/baseline/seed{seed}/model.pt",
-        dialogues="results/generated/{benchmark}/{distribution}/dialogues.jsonl",
-        knowledge=lambda w: knowledge_files(w, [w.distribution]),
+        model=f"results/models/{{benchmark}}/{{classifier}}/{REFERENCE}/seed{{seed}}/model.pt",
+        dialogues="results/generated/{benchmark}/{dataset}/dialogues.jsonl",
+        knowledge=lambda w: knowledge_files(w, [w.dataset]),
         encoder=fetched(TRAIN["encoder"]),
     output:
-        "results/stats/synthetic_predictions/{benchmark}/{distribution}/{classifier}_seed{seed}.jsonl",
+        "results/stats/synthetic_predictions/{benchmark}/{dataset}/{classifier}_seed{seed}.jsonl",
     log:
-        f"{LOGS}/predict_synthetic/{{benchmark}}_{{distribution}}_{{classifier}}_seed{{seed}}.log",
+        f"{LOGS}/predict_synthetic/{{benchmark}}_{{dataset}}_{{classifier}}_seed{{seed}}.log",
     benchmark:
-        f"{TIMING}/predict_synthetic/{{benchmark}}_{{distribution}}_{{classifier}}_seed{{seed}}.tsv"
+        f"{TIMING}/predict_synthetic/{{benchmark}}_{{dataset}}_{{classifier}}_seed{{seed}}.tsv"
     conda:
         "../envs/training.yaml"
     # One thread, as pretrain.

@@ -36,6 +36,34 @@ class Mutation:
 
 MUTATIONS = (
     Mutation(
+        "sizes-drawn-independently",
+        "ercsynth/design.py",
+        'random.Random(f"{salt}:{seed}").shuffle(order)',
+        'random.Random(f"{salt}:{seed}:{keep}").shuffle(order)',
+        ("tests/test_design.py",),
+    ),
+    Mutation(
+        "sizes-reach-generation",
+        "rules/common.smk",
+        'return settings | {"labels": list(DEFINITIONS[w.benchmark].labels)}',
+        'return settings | {"labels": list(DEFINITIONS[w.benchmark].labels), "sizes": config["synthetic_sizes"]}',
+        ("tests/test_workflow.py::test_a_third_synthetic_size_trains_that_size_only",),
+    ),
+    Mutation(
+        "fraction-part-dropped",
+        "ercsynth/design.py",
+        'return head + ("" if self.fraction == 1.0 else f"/real{fraction_text(self.fraction)}")',
+        "return head",
+        ("tests/test_design.py",),
+    ),
+    Mutation(
+        "two-values-untested",
+        "ercsynth/stats.py",
+        "    if len(conditions) == 2:\n        return result | paired_test(wide)\n",
+        "",
+        ("tests/test_stats.py",),
+    ),
+    Mutation(
         "utterance-step-global-rows",
         "ercsynth/training.py",
         "return Step([data[i] for i in local], [(local[i], t) for i, t in picked])",
@@ -189,7 +217,10 @@ def run(mutation: Mutation, keep: bool) -> tuple[bool, float, str]:
         env = os.environ | {"PYTHONPATH": str(work), "HF_HUB_OFFLINE": "1"}
         env.setdefault("ERCSYNTH_BENCHMARKS", str(REPO.parent / "shared" / "benchmarks"))
         start = time.perf_counter()
-        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-rf", "-m", "not workflow", "-p", "no:cacheprovider"]
+        # The fast lane, unless a mutation names a workflow test (a tiny run first: minutes, or none
+        # with ERCSYNTH_TINY_RUN=<a finished tiny run>, tests/test_workflow.py).
+        lane = [] if any("test_workflow" in t for t in mutation.tests) else ["-m", "not workflow"]
+        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-rf", *lane, "-p", "no:cacheprovider"]
         proc = subprocess.run(
             [*cmd, *mutation.tests], cwd=work, env=env, capture_output=True, text=True, timeout=900, check=False
         )

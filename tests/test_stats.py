@@ -70,8 +70,19 @@ def test_too_few_blocks_is_reported_not_raised():
         frame({"baseline": [0.5, 0.6], "natural": [0.4, 0.7], "balanced": [0.5, 0.5]}), ["benchmark", "seed"]
     )
     assert res["result"] == "not enough blocks" and res["n_blocks"] == 2
-    two = friedman(frame({"baseline": [0.5] * 5, "natural": [0.4] * 5}), ["benchmark", "seed"])
-    assert two["result"] == "not enough conditions"
+    one = friedman(frame({"baseline": [0.5] * 5}), ["benchmark", "seed"])
+    assert one["result"] == "one value"
+
+
+def test_two_values_get_the_paired_wilcoxon_test():
+    """Friedman's test needs three values; an axis with two (a size pair, two generators) is tested
+    with the Wilcoxon signed-rank test over the same blocks."""
+    base, nat = [0.50, 0.52, 0.61, 0.47, 0.55, 0.58], [0.40, 0.49, 0.66, 0.41, 0.50, 0.52]
+    two = friedman(frame({"baseline": base, "natural": nat}), ["benchmark", "seed"])
+    assert two["result"] == "tested" and two["test"].startswith("Wilcoxon")
+    assert two["p_value"] == pytest.approx(sps.wilcoxon(base, nat).pvalue)
+    assert two["mean_difference"] == pytest.approx(np.mean(np.subtract(base, nat)))
+    assert two["mean_ranks"] == {"baseline": pytest.approx(7 / 6), "natural": pytest.approx(11 / 6)}
 
 
 def test_all_tied():
@@ -300,3 +311,73 @@ def test_a_degenerate_reference_is_flagged_not_trusted():
     mostly = [{"gold": "joy", "pred": "joy"}] * 16 + [{"gold": "joy", "pred": "anger"}] * 4
     assert reference_check(good_test, mostly, labels)["reference_ok"] is True
     assert reference_check(good_test, mostly[:19] + mostly[:1] * 20, labels)["reference_ok"] is False
+
+
+def design_frame() -> pd.DataFrame:
+    """Two generators x two sizes x two real fractions x three seeds, and a baseline per fraction:
+    pre-training gains 3 points at fraction 0.1 (more with more data) and loses 1 at 1.0."""
+    rows = []
+    for seed in (1, 2, 3):
+        for frac, base in ((0.1, 0.40), (1.0, 0.55)):
+            rows.append(
+                {
+                    "condition": "baseline",
+                    "generator": "",
+                    "synthetic_size": "",
+                    "real_fraction": frac,
+                    "seed": seed,
+                    "weighted_f1": base + seed / 1000,
+                    "run": f"baseline/real{frac}",
+                }
+            )
+            for gen, g_off in (("gemma", 0.0), ("smol", -0.005)):
+                for size, s_off in (("32", 0.0), ("128", 0.01)):
+                    gain = (0.02 + s_off if frac == 0.1 else -0.01) + g_off
+                    rows.append(
+                        {
+                            "condition": "balanced",
+                            "generator": gen,
+                            "synthetic_size": size,
+                            "real_fraction": frac,
+                            "seed": seed,
+                            "weighted_f1": base + gain + seed / 1000,
+                            "run": f"{gen}/balanced/n{size}/real{frac}",
+                        }
+                    )
+    df = pd.DataFrame(rows).assign(benchmark="MELD", classifier="emoberta", majority_floor_f1=0.3)
+    df["synthetic_dialogues"] = pd.to_numeric(df["synthetic_size"], errors="coerce").fillna(0)
+    return df
+
+
+def test_each_axis_is_tested_with_the_other_factors_as_blocks():
+    report = friedman_report(design_frame())["per_axis"]
+    gen, size, frac = report["generator"], report["synthetic_size"], report["real_fraction"]
+    # generator: pre-trained runs only; blocks seed x size x fraction (x benchmark, classifier, condition)
+    assert gen["conditions"] == ["gemma", "smol"] and gen["n_blocks"] == 3 * 2 * 2
+    assert gen["test"].startswith("Wilcoxon") and gen["mean_ranks"] == {"gemma": 1.0, "smol": 2.0}
+    assert size["conditions"] == ["32", "128"] and size["n_blocks"] == 3 * 2 * 2
+    # real fraction: every run, the baseline too, each against itself at the other fraction
+    assert frac["conditions"] == ["0.1", "1.0"] and frac["n_blocks"] == 3 * (1 + 2 * 2)
+    assert frac["mean_ranks"] == {"0.1": 2.0, "1.0": 1.0}
+    # conditions compared at equal generator, size and fraction: 3 seeds x 2 x 2 x 2 blocks
+    assert friedman_report(design_frame())["overall"]["n_blocks"] == 3 * 2 * 2 * 2
+
+
+def test_the_summary_says_where_pre_training_stops_helping():
+    text = summary_markdown(design_frame())
+    table = text.split("## Where pre-training stops helping", 1)[1]
+    row = next(line for line in table.splitlines() if line.startswith("| MELD | emoberta"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2].startswith("+3.00 (gemma/balanced/n128/real0.1)")  # best run at 0.1, 3 points over
+    assert cells[3].startswith("-1.00") and cells[4] == "real 1"
+    # a row per generator x size x fraction, each with the baseline of its fraction
+    assert "| MELD | emoberta | smol | 32 | 0.1 | 3 |" in text
+
+
+def test_the_axis_plots_draw_every_condition(tmp_path):
+    from ercsynth.plots import plot_f1_by_axis
+
+    for axis in ("synthetic_size", "real_fraction"):
+        out = tmp_path / f"{axis}.png"
+        plot_f1_by_axis(design_frame(), axis, out)
+        assert out.stat().st_size > 10_000

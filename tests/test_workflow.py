@@ -297,6 +297,31 @@ def test_forcerun_finetune_never_repeats_pre_training(tiny_run):
     assert one == {"finetune": 1, "aggregate": 1}
 
 
+def linked_copy(run: Path, dest: Path) -> Path:
+    """A finished run to change without touching it: results hard-linked (Snakemake deletes an output
+    before its job writes it anew, so the original's files stay), Snakemake's records copied."""
+    shutil.copytree(run, dest, copy_function=os.link, ignore=shutil.ignore_patterns(".snakemake"), dirs_exist_ok=True)
+    shutil.copytree(run / ".snakemake", dest / ".snakemake", dirs_exist_ok=True)
+    return dest
+
+
+def test_a_third_synthetic_size_trains_that_size_only(tiny_run, tmp_path):
+    """Synthetic sizes are seeded subsets of one generation: a run with sizes all and 2 finished,
+    adding a third schedules pre-training and fine-tuning of that size only (and the statistics),
+    never generation, parsing or another size's jobs. A new real fraction fine-tunes only."""
+    work = linked_copy(tiny_run, tmp_path / "run")
+    two = ["classifiers=[emoberta]", "synthetic_sizes=[all,2]"]
+    snakemake(work, extra_config=two)
+    metrics = json.loads((work / "results/models/MELD/emoberta/balanced/n2/seed1/metrics.json").read_text())
+    assert (metrics["synthetic_size"], metrics["data"]["synthetic"], metrics["run"]) == (2, 2, "balanced/n2")
+    three = ["classifiers=[emoberta]", "synthetic_sizes=[all,2,1]"]
+    assert planned(work, extra_config=three) == {"pretrain": 2, "finetune": 2, "aggregate": 1}
+    out = snakemake(work, "-n", extra_config=three).stdout
+    assert set(re.findall(r"condition=(\S+),", out)) == {"natural/n1", "balanced/n1"}
+    half = [*two, "real_fractions=[1.0,0.5]"]  # the baseline and each pre-trained model, on half the dialogues
+    assert planned(work, extra_config=half) == {"finetune": 5, "aggregate": 1}
+
+
 @pytest.fixture(scope="module")
 def workflow_copy(tmp_path_factory) -> Path:
     return copy_workflow(tmp_path_factory.mktemp("workflow_copy"))

@@ -11,7 +11,7 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm, torch_threads=False)
 report = json.loads(Path(sm.input.report).read_text(encoding="utf-8"))
 try:
-    accepted = check_yield(report, sm.params.min_valid, f"{sm.wildcards.benchmark}/{sm.wildcards.distribution}")
+    accepted = check_yield(report, sm.params.min_valid, f"{sm.wildcards.benchmark}/{sm.wildcards.dataset}")
 except TooFewValid as exc:
     fail(log, "accept_synthetic", exc)
 Path(sm.output[0]).write_text(json.dumps(accepted, indent=2), encoding="utf-8")

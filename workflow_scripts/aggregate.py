@@ -5,7 +5,7 @@ import json
 import numpy as np
 from _job import start
 
-from ercsynth.plots import plot_confusions, plot_f1, plot_training_curves
+from ercsynth.plots import plot_confusions, plot_f1, plot_f1_by_axis, plot_training_curves
 from ercsynth.stats import friedman_report, results_table, summary_markdown
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
@@ -17,6 +17,8 @@ with open(sm.output.summary, "w", encoding="utf-8") as fh:
 with open(sm.output.friedman, "w", encoding="utf-8") as fh:
     json.dump(friedman_report(df), fh, indent=2)
 plot_f1(df, sm.output.f1_plot)
+plot_f1_by_axis(df, "synthetic_size", sm.output.size_plot)
+plot_f1_by_axis(df, "real_fraction", sm.output.fraction_plot)
 
 # One confusion matrix per benchmark x classifier x condition, summed over seeds; the first seed's
 # dev curve per run.
@@ -24,12 +26,12 @@ items, curves, first_seed = {}, [], min(int(s) for s in df["seed"]) if len(df) e
 for path in sm.input.metrics:
     with open(path, encoding="utf-8") as fh:
         m = json.load(fh)
-    key = f"{m['benchmark']} {m['classifier']} {m['condition']}"
+    key = f"{m['benchmark']} {m['classifier']} {m.get('run', m['condition'])}"
     cm = np.asarray(m["confusion_matrix"])
     items[key] = (key, m["labels"], items[key][2] + cm if key in items else cm)
     if int(m["seed"]) == first_seed:
         dev = [h["dev_weighted_f1"] for h in m["history"] if h["phase"] == "finetune" and "dev_weighted_f1" in h]
-        curves.append((m["benchmark"], m["classifier"], m["condition"], dev))
+        curves.append((m["benchmark"], m["classifier"], m.get("run", m["condition"]), dev))
 plot_confusions([items[k] for k in sorted(items)], sm.output.confusion_plot)
 plot_training_curves(curves, sm.output.curves_plot)
 log.info("aggregated %d runs", len(df))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from _job import start
 
+from ercsynth.design import Run, real_subset
 from ercsynth.dialogues import cap, read_dialogues
 from ercsynth.metrics import majority_floor
 from ercsynth.models import load_weights, save_weights
@@ -15,13 +16,17 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm)
 w, p = sm.wildcards, sm.params
 train, dev, test = (cap(read_dialogues(sm.input[s]), p.caps[s]) for s in ("train", "dev", "test"))
-log.info("data: train %d, dev %d, test %d dialogues", len(train), len(dev), len(test))
-params = {"model": p.model, "recipe": p.recipe, "caps": p.caps}
+cell = Run(**p.cell)
+train = real_subset(train, cell.fraction, int(w.seed))  # the fraction axis: a seeded subset, nested by seed
+log.info("data: train %d (fraction %g), dev %d, test %d dialogues", len(train), cell.fraction, len(dev), len(test))
+params = {"model": p.model, "recipe": p.recipe, "caps": p.caps, "cell": p.cell}
 run_dir = Path(sm.output.model).parent
 trainer = Trainer.for_job(
     "finetune", run_dir, w.benchmark, w.classifier, int(w.seed), params, list(sm.input), sm.input.knowledge
 )
-identity = {"benchmark": w.benchmark, "classifier": w.classifier, "condition": w.condition, "seed": int(w.seed)}
+# condition: baseline or the distribution; the other axes beside it, and the run's path token.
+identity = {"benchmark": w.benchmark, "classifier": w.classifier, "condition": cell.distribution, "seed": int(w.seed)}
+identity |= cell.axes() | {"run": cell.token}
 pretrain, synthetic = None, 0
 if sm.input.init:
     saved = load_weights(trainer.model, sm.input.init[0], {"benchmark": w.benchmark, "classifier": w.classifier})

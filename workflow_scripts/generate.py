@@ -1,4 +1,4 @@
-"""Snakemake adapter: generate one shard of one benchmark x distribution (resumable)."""
+"""Snakemake adapter: generate one shard of one synthetic dataset (benchmark x generator x distribution; resumable)."""
 
 import time
 
@@ -13,7 +13,7 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm)
 gen = GenerationSettings.from_params(sm.params.settings)
 pool = read_dialogues(sm.input.examples) if gen.prompt_style == "completion" else None
-plan = plan_shard(sm.wildcards.benchmark, sm.wildcards.distribution, int(sm.wildcards.shard), gen, pool)
+plan = plan_shard(sm.wildcards.benchmark, sm.params.distribution, int(sm.wildcards.shard), gen, pool)
 templates = Templates.load(*sm.input.prompts)
 t0 = time.perf_counter()
 backend = make_backend(gen, sm.params.model or None, threads=sm.threads)

@@ -14,7 +14,7 @@ records = read_raw(sm.input.shards)
 dialogues, report = parse_records(
     records,
     sm.wildcards.benchmark,
-    sm.wildcards.distribution,
+    sm.params.distribution,
     sm.params.min_utterances,
     sm.params.max_output_chars,
     sm.params.labels,

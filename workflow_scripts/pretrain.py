@@ -4,6 +4,7 @@ from pathlib import Path
 
 from _job import fail, start
 
+from ercsynth.design import DesignError, synthetic_subset
 from ercsynth.dialogues import cap, read_dialogues
 from ercsynth.models import save_weights
 from ercsynth.training import Trainer
@@ -15,7 +16,11 @@ synthetic = cap(read_dialogues(sm.input.synthetic), p.caps["synthetic"])
 if not synthetic:
     # accept_synthetic checks the parsed set; what label verification kept can still be nothing.
     fail(log, "pretrain", ValueError(f"{sm.input.synthetic} holds no dialogue to pre-train on"))
-params = {"model": p.model, "recipe": p.recipe, "caps": p.caps}
+try:  # the size axis: a seeded subset, nested in the larger sizes of the same seed
+    synthetic = synthetic_subset(synthetic, p.cell["size"], int(w.seed))
+except DesignError as exc:
+    fail(log, "pretrain", ValueError(f"{sm.input.synthetic}: {exc}"))
+params = {"model": p.model, "recipe": p.recipe, "caps": p.caps, "cell": p.cell}
 run_dir = Path(sm.output[0]).parent
 trainer = Trainer.for_job(
     "pretrain", run_dir, w.benchmark, w.classifier, int(w.seed), params, list(sm.input), sm.input.knowledge

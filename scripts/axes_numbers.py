@@ -1,0 +1,37 @@
+"""Print what a finished factorial run shows, per axis (docs/experiments.md quotes it):
+
+    python scripts/axes_numbers.py RUN_FOLDER
+
+the rows of results.csv per design cell (every generator x size x fraction x seed must be there),
+friedman.json's test per axis, and summary.md's table of where pre-training stops helping.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def main(run: Path) -> None:
+    stats = run / "results" / "stats"
+    df = pd.read_csv(stats / "results.csv", keep_default_na=False)
+    axes = ["generator", "synthetic_size", "real_fraction"]
+    print(f"== results.csv: {len(df)} rows, columns {', '.join(a for a in axes if a in df)}")
+    cells = df.groupby(["condition", *axes])["seed"].nunique().reset_index(name="seeds")
+    print(cells.to_string(index=False))
+    print("== friedman.json, per axis")
+    for axis, res in json.loads((stats / "friedman.json").read_text())["per_axis"].items():
+        p = f"p = {res['p_value']:.3f}" if "p_value" in res else res.get("detail", "")
+        test = res.get("test", "Friedman") if res["result"] == "tested" else res["result"]
+        print(f"{axis:15s} {len(res['conditions'])} values, {res['n_blocks']} blocks: {test}, {p}")
+    summary = (stats / "summary.md").read_text()
+    if "## Where pre-training stops helping" in summary:
+        print("== summary.md")
+        print(summary.split("## Where pre-training stops helping", 1)[1].strip())
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "."))
