@@ -43,13 +43,6 @@ MUTATIONS = (
         ("tests/test_design.py",),
     ),
     Mutation(
-        "sizes-reach-generation",
-        "rules/common.smk",
-        'return settings | {"labels": list(DEFINITIONS[w.benchmark].labels)}',
-        'return settings | {"labels": list(DEFINITIONS[w.benchmark].labels), "sizes": config["synthetic_sizes"]}',
-        ("tests/test_workflow.py::test_a_third_synthetic_size_trains_that_size_only",),
-    ),
-    Mutation(
         "fraction-part-dropped",
         "ercsynth/design.py",
         'return head + ("" if self.fraction == 1.0 else f"/real{fraction_text(self.fraction)}")',
@@ -217,10 +210,7 @@ def run(mutation: Mutation, keep: bool) -> tuple[bool, float, str]:
         env = os.environ | {"PYTHONPATH": str(work), "HF_HUB_OFFLINE": "1"}
         env.setdefault("ERCSYNTH_BENCHMARKS", str(REPO.parent / "shared" / "benchmarks"))
         start = time.perf_counter()
-        # The fast lane, unless a mutation names a workflow test (a tiny run first: minutes, or none
-        # with ERCSYNTH_TINY_RUN=<a finished tiny run>, tests/test_workflow.py).
-        lane = [] if any("test_workflow" in t for t in mutation.tests) else ["-m", "not workflow"]
-        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-rf", *lane, "-p", "no:cacheprovider"]
+        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-rf", "-m", "not workflow", "-p", "no:cacheprovider"]
         proc = subprocess.run(
             [*cmd, *mutation.tests], cwd=work, env=env, capture_output=True, text=True, timeout=900, check=False
         )
