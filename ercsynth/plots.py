@@ -24,6 +24,12 @@ COLORS = {
 }
 
 
+def color_of(name: str) -> str | None:
+    """A condition's color, also for a dataset or run token (`gemma/balanced/n32`: balanced's);
+    None (matplotlib's next color) for anything else."""
+    return COLORS.get(name) or next((COLORS[part] for part in name.split("/") if part in COLORS), None)
+
+
 def plot_label_distributions(
     dists: dict[str, dict[str, np.ndarray]], out: str | Path, labels: dict[str, list[str]] | None = None
 ) -> None:
@@ -36,7 +42,7 @@ def plot_label_distributions(
         width = 0.8 / max(1, len(sources))
         x = np.arange(len(names))
         for i, src in enumerate(sources):
-            ax.bar(x + i * width - 0.4 + width / 2, dists[bench][src], width, label=src, color=COLORS.get(src))
+            ax.bar(x + i * width - 0.4 + width / 2, dists[bench][src], width, label=src, color=color_of(src))
         ax.set_xticks(x, names, rotation=20)
         ax.set_ylabel("share of utterances")
         ax.set_title(f"{bench}: label distribution")
@@ -124,7 +130,7 @@ def plot_training_curves(histories: list[tuple[str, str, str, list[float]]], out
         for b, clf, cond, scores in sorted(histories):
             if b == bench and scores:
                 epochs = range(1, len(scores) + 1)
-                ax.plot(epochs, [s * 100 for s in scores], styles.get(clf, "-"), marker="o", color=COLORS.get(cond))
+                ax.plot(epochs, [s * 100 for s in scores], styles.get(clf, "-"), marker="o", color=color_of(cond))
                 ax.annotate(f"{clf} {cond}", (len(scores), scores[-1] * 100), fontsize=6)
         ax.set_xlabel("fine-tuning epoch")
         ax.set_ylabel("dev weighted F1 (%)")
@@ -166,7 +172,8 @@ def plot_data_quality(df: pd.DataFrame, columns: list[str], out: str | Path) -> 
         sub = df[df["benchmark"] == bench]
         order = sorted(sub["dataset"], key=lambda d: (d != "train", d))
         sub = sub.set_index("dataset").loc[order]
-        colors = [COLORS.get("original" if d == "train" else d) for d in order]
+        # One color per distribution; datasets of several generators share it, their names tell them apart.
+        colors = [color_of("original" if d == "train" else d) or "gray" for d in order]
         for ax, column in zip(axes[r], shown, strict=True):
             ax.bar(range(len(order)), sub[column].fillna(0.0), color=colors)
             ax.set_xticks(range(len(order)), order, rotation=45, fontsize=7)

@@ -381,3 +381,19 @@ def test_the_axis_plots_draw_every_condition(tmp_path):
         out = tmp_path / f"{axis}.png"
         plot_f1_by_axis(design_frame(), axis, out)
         assert out.stat().st_size > 10_000
+
+
+def test_every_plot_takes_the_datasets_of_named_generators(tmp_path):
+    """Dataset and run tokens carry a generator (`gemma/balanced`): the plots that color by
+    distribution draw them in that distribution's color."""
+    from ercsynth.plots import color_of, plot_data_quality, plot_label_distributions, plot_training_curves
+
+    assert color_of("gemma/balanced/n32/real0.1") == color_of("balanced") is not None
+    assert color_of("my-own") is None
+    names = ["train", "gemma/balanced", "smollm2-chat/balanced"]
+    quality = pd.DataFrame({"benchmark": "MELD", "dataset": names, "distinct_1": [0.5, 0.4, 0.3]})
+    plot_data_quality(quality, ["distinct_1"], tmp_path / "quality.png")
+    shares = np.full(7, 1 / 7)
+    plot_label_distributions({"MELD": {"original": shares, "gemma/balanced": shares}}, tmp_path / "labels.png")
+    plot_training_curves([("MELD", "emoberta", "gemma/balanced/n32", [0.3, 0.4])], tmp_path / "curves.png")
+    assert all((tmp_path / f).stat().st_size > 5_000 for f in ("quality.png", "labels.png", "curves.png"))
