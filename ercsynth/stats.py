@@ -108,18 +108,28 @@ def with_baselines_per_cell(df: pd.DataFrame) -> pd.DataFrame:
 NEAR_FLOOR_POINTS = 2.0  # a baseline this close to the majority-class floor has learned next to nothing
 
 
+def near_floor(runs: pd.DataFrame) -> bool:
+    """Whether these runs' mean test weighted F1 is within NEAR_FLOOR_POINTS of their majority-class floor."""
+    mean, floor = runs["weighted_f1"].mean() * 100, runs["majority_floor_f1"].mean() * 100
+    return not math.isnan(floor) and mean - floor < NEAR_FLOOR_POINTS
+
+
 def floor_warnings(df: pd.DataFrame) -> list[str]:
     """One line per baseline whose mean test weighted F1 is within NEAR_FLOOR_POINTS of its floor."""
     lines = []
-    base = df[df["condition"].astype(str) == "baseline"]
-    for (bench, clf), grp in base.groupby(["benchmark", "classifier"], observed=True):
+    base = with_axes(df)
+    base = base[base["condition"].astype(str) == "baseline"]
+    several = base["real_fraction"].nunique() > 1  # a baseline per real fraction, each judged alone
+    for (bench, clf, frac), grp in base.groupby(["benchmark", "classifier", "real_fraction"], observed=True):
+        if not near_floor(grp):
+            continue
         mean, floor = grp["weighted_f1"].mean() * 100, grp["majority_floor_f1"].mean() * 100
-        if not math.isnan(floor) and mean - floor < NEAR_FLOOR_POINTS:
-            lines.append(
-                f"**Warning: the {bench} {clf} baseline ({mean:.2f}) is within {NEAR_FLOOR_POINTS:g} points of the "
-                f"majority-class floor ({floor:.2f})**: it has learned next to nothing, so its row says nothing "
-                "about synthetic data. Train on more real data or for more steps (docs/configuration.md)."
-            )
+        name = f"{bench} {clf} baseline" + (f" at real fraction {frac:g}" if several else "")
+        lines.append(
+            f"**Warning: the {name} ({mean:.2f}) is within {NEAR_FLOOR_POINTS:g} points of the "
+            f"majority-class floor ({floor:.2f})**: it has learned next to nothing, so its row says nothing "
+            "about synthetic data. Train on more real data or for more steps (docs/configuration.md)."
+        )
     return lines
 
 
@@ -184,28 +194,34 @@ def fraction_table(df: pd.DataFrame) -> list[str]:
         "## Where pre-training stops helping",
         "",
         "Gain of the best pre-trained run (generator, distribution, size; mean over seeds) over the baseline at the "
-        "same real fraction, in F1 points.",
+        "same real fraction, in F1 points. A fraction whose baseline is within "
+        f"{NEAR_FLOOR_POINTS:g} points of the majority-class floor has learned nothing to compare with: left out.",
         "",
         "| benchmark | classifier | " + " | ".join(f"real {f:g}" for f in fractions) + " | stops helping at |",
         "|---|---|" + "---|" * len(fractions) + "---|",
     ]
     for (bench, clf), grp in df.groupby(["benchmark", "classifier"], observed=True):
-        gains = {}
+        gains, floored = {}, set()
         for f in fractions:
             at = grp[grp["real_fraction"] == f]
             means = at.groupby("run", observed=True)["weighted_f1"].mean() * 100
             base = at.loc[at["condition"].astype(str) == BASELINE, "run"].unique()
             pretrained = means.drop(index=list(base), errors="ignore")
-            if len(base) and len(pretrained):
+            if len(base) and near_floor(at[at["condition"].astype(str) == BASELINE]):
+                floored.add(f)  # a baseline that learned nothing: no gain to read there
+            elif len(base) and len(pretrained):
                 gains[f] = (float(pretrained.max() - means[base[0]]), str(pretrained.idxmax()))
-        cells = [f"{gains[f][0]:+.2f} ({gains[f][1]})" if f in gains else "–" for f in fractions]
+        cells = [
+            f"{gains[f][0]:+.2f} ({gains[f][1]})" if f in gains else "baseline at the floor" if f in floored else "–"
+            for f in fractions
+        ]
         helping = [f for f in fractions if f in gains and gains[f][0] > 0]
         if not gains:
             verdict = "–"
         elif not helping:
             verdict = "never helps"
         elif all(gains[f][0] > 0 for f in gains):
-            verdict = "helps at every fraction"
+            verdict = "helps wherever the baseline learns" if floored else "helps at every fraction"
         else:
             # the smallest fraction from which no larger one gains
             later = [f for f in sorted(gains) if all(gains[g][0] <= 0 for g in gains if g >= f)]

@@ -397,3 +397,13 @@ def test_every_plot_takes_the_datasets_of_named_generators(tmp_path):
     plot_label_distributions({"MELD": {"original": shares, "gemma/balanced": shares}}, tmp_path / "labels.png")
     plot_training_curves([("MELD", "emoberta", "gemma/balanced/n32", [0.3, 0.4])], tmp_path / "curves.png")
     assert all((tmp_path / f).stat().st_size > 5_000 for f in ("quality.png", "labels.png", "curves.png"))
+
+
+def test_a_fraction_whose_baseline_sits_at_the_floor_is_left_out_and_warned_about():
+    """With 10 % of the real dialogues a classifier may learn nothing: a gain over a baseline at the
+    majority-class floor is no gain, so that fraction is named, warned about and left out."""
+    text = summary_markdown(design_frame().assign(majority_floor_f1=0.395))
+    assert "**Warning: the MELD emoberta baseline at real fraction 0.1 (40.20)" in text
+    row = next(line for line in text.split("stops helping", 1)[1].splitlines() if line.startswith("| MELD"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "baseline at the floor" and cells[4] == "never helps"  # at 1.0 it loses a point
