@@ -37,7 +37,7 @@ class DesignError(ValueError):
 
 def fraction_text(fraction: float) -> str:
     """0.1 -> '0.1', 0.25 -> '0.25': the shortest text that reads back as the same number."""
-    return repr(float(fraction)).removesuffix(".0") if float(fraction).is_integer() else repr(float(fraction))
+    return repr(float(fraction)).removesuffix(".0")
 
 
 @dataclass(frozen=True)
@@ -111,13 +111,14 @@ def dataset_pattern(generators: Sequence[str]) -> str:
     return f"{head}(?:{DISTRIBUTION})"
 
 
-def run_pattern(generators: Sequence[str]) -> str:
-    """Fine-tuning run tokens: baseline or dataset, then an optional size, then an optional fraction."""
-    return rf"(?:{BASELINE}|{dataset_pattern(generators)}(?:/n[1-9]\d*)?)(?:/real(?:{FRACTION}))?"
-
-
 def pretrained_pattern(generators: Sequence[str]) -> str:
+    """Pre-training run tokens: a dataset, then an optional size."""
     return rf"{dataset_pattern(generators)}(?:/n[1-9]\d*)?"
+
+
+def run_pattern(generators: Sequence[str]) -> str:
+    """Fine-tuning run tokens: baseline or a pre-training token, then an optional fraction."""
+    return rf"(?:{BASELINE}|{pretrained_pattern(generators)})(?:/real(?:{FRACTION}))?"
 
 
 # --------------------------------------------------------------------------- the config's axes
