@@ -4,6 +4,8 @@ tokenizer trained here: what the tests and the GPU benchmark use where a hub mod
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -46,13 +48,22 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def save_roberta(tokenizer_dir: str | Path, out: str | Path, max_positions: int = 514, **shape) -> Path:
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Random weights that depend on `seed` alone, not on what ran before in the process (a test's
+    fixture would otherwise change with test order), leaving the caller's random state as it was."""
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+        torch.manual_seed(seed)
+        yield
+
+
+def save_roberta(tokenizer_dir: str | Path, out: str | Path, max_positions: int = 514, seed: int = 0, **shape) -> Path:
     """A RobertaModel of the given shape (default: roberta-large's), created on the GPU when there is one."""
     from transformers import RobertaConfig, RobertaModel
 
     tok, ids = _special_ids(tokenizer_dir)
     cfg = RobertaConfig(vocab_size=len(tok), max_position_embeddings=max_positions, **ids, **(shape or ROBERTA_LARGE))
-    with torch.device(_device()):
+    with torch.device(_device()), _seeded(seed):
         RobertaModel(cfg).save_pretrained(out)
     tok.save_pretrained(out)
     return Path(out)
@@ -63,6 +74,7 @@ def save_llama(
     out: str | Path,
     vocab_size: int | None = None,
     dtype: torch.dtype = torch.bfloat16,
+    seed: int = 0,
     **shape,
 ) -> Path:
     """A LlamaForCausalLM of the given shape (default: Llama-2 13B's, Vicuna 1.5's)."""
@@ -74,13 +86,13 @@ def save_llama(
     cfg = LlamaConfig(
         vocab_size=vocab_size or len(tok), max_position_embeddings=4096, num_key_value_heads=heads, **ids, **shape
     )
-    with torch.device(_device()):
+    with torch.device(_device()), _seeded(seed):
         LlamaForCausalLM(cfg).to(dtype).save_pretrained(out)
     tok.save_pretrained(out)
     return Path(out)
 
 
-def save_bart(tokenizer_dir: str | Path, out: str | Path, d_model: int = 32, layers: int = 1) -> Path:
+def save_bart(tokenizer_dir: str | Path, out: str | Path, d_model: int = 32, layers: int = 1, seed: int = 0) -> Path:
     """A small BartForConditionalGeneration, standing in for COMET-ATOMIC 2020 BART."""
     from transformers import BartConfig, BartForConditionalGeneration
 
@@ -99,6 +111,7 @@ def save_bart(tokenizer_dir: str | Path, out: str | Path, d_model: int = 32, lay
         forced_bos_token_id=None,
         **ids,
     )
-    BartForConditionalGeneration(cfg).save_pretrained(out)
+    with _seeded(seed):
+        BartForConditionalGeneration(cfg).save_pretrained(out)
     tok.save_pretrained(out)
     return Path(out)

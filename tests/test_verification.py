@@ -50,15 +50,20 @@ def test_relabel_gives_each_utterance_the_symbol_the_model_ranks_highest(tiny_ll
     backend = TransformersBackend(str(tiny_llama))
     labels = relabel(backend, D, V, D[:1], batch_size=2)
     ids, end = symbol_tokens(backend.tokenizer, V)
-    expected = [[""] * len(d.utterances) for d in D]
+    allowed: dict[tuple[int, int], set[str]] = {}
     for item in verify_prompts(D, V, D[:1], end):
         enc = backend.tokenizer(item.prompt, return_tensors="pt")
         with torch.inference_mode():
             scores = backend.lm(**enc).logits[0, -1, ids]
-        top2 = scores.topk(2).values
-        assert float(top2[0] - top2[1]) > 1e-4  # no near tie that padding could flip
-        expected[item.dialogue][item.utterance] = V.labels[int(scores.argmax())]
-    assert labels == expected  # a symbol offset shifts every label; a misplaced utterance leaves a gap
+        # Random weights can leave two symbols within float noise of each other, and padding in a
+        # batch may flip such a pair: there either label is right; elsewhere exactly one is.
+        near = (scores >= scores.max() - 1e-4).nonzero().flatten().tolist()
+        allowed[item.dialogue, item.utterance] = {V.labels[i] for i in near}
+    assert sum(len(a) == 1 for a in allowed.values()) >= 4  # the check stays exact on most utterances
+    got = {(d, u): label for d, dialogue in enumerate(labels) for u, label in enumerate(dialogue)}
+    assert got.keys() == allowed.keys()
+    # A symbol offset shifts every label; a misplaced utterance leaves an empty label.
+    assert all(got[k] in allowed[k] for k in allowed), (got, allowed)
 
 
 @pytest.mark.workflow
