@@ -14,11 +14,11 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from ercsynth.design import ALL, AXES, BASELINE
+from ercsynth.design import ALL, AXES, BASELINE, DISTRIBUTIONS
 from ercsynth.labels import label_distribution, vocabulary
 from ercsynth.metrics import classification_metrics, cohen_kappa
 
-CONDITION_ORDER = ("baseline", "natural", "balanced", "planned")
+CONDITION_ORDER = (BASELINE, *DISTRIBUTIONS)
 MIN_BLOCKS = 3  # below this the chi-square approximation of Friedman's test means nothing
 ALPHA = 0.05
 

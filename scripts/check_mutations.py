@@ -50,6 +50,13 @@ MUTATIONS = (
         ("tests/test_design.py",),
     ),
     Mutation(
+        "generator-name-unreserved",
+        "ercsynth/design.py",
+        "if RESERVED.fullmatch(name) or not re.fullmatch(NAME, name):",
+        "if not re.fullmatch(NAME, name):",
+        ("tests/test_design.py",),
+    ),
+    Mutation(
         "two-values-untested",
         "ercsynth/stats.py",
         "    if len(conditions) == 2:\n        return result | paired_test(wide)\n",

@@ -6,10 +6,15 @@ RUN_DIR is a finished run of the default config (scripts/time_default_run.sh lea
 config.yaml it ran); its `results/timing/` records give each job's wall time. The extrapolation is linear in the work:
 
 - fine-tuning: seconds per utterance pass (training utterances x epochs, plus dev x epochs and
-  test, counted alike, which overstates evaluation), per benchmark and classifier;
+  test, counted alike, which overstates evaluation), per benchmark and classifier; a real fraction
+  scales the training utterances;
 - pre-training and prediction: seconds per synthetic utterance, per benchmark and classifier;
-  the study's synthetic sets are assumed as valid as the run's (utterances scale with attempts);
+  the study's synthetic sets are assumed as valid as the run's (utterances scale with attempts,
+  or with the synthetic size in dialogues);
 - generation: seconds per attempt, times the job's threads.
+
+The study's design axes (generators, synthetic_sizes, real_fractions) multiply the jobs as the
+workflow does (ercsynth.design.runs); every generator is assumed as fast as the run's.
 
 It prints the core-seconds per rule and the wall time on `--cores` cores if they stay busy
 (Snakemake runs one-thread training jobs side by side), which a laptop's scheduling, thermal limits
@@ -29,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ercsynth.config import load_config  # noqa: E402
+from ercsynth.design import Run, generator_blocks, runs  # noqa: E402
 from ercsynth.dialogues import cap, read_dialogues  # noqa: E402
 from ercsynth.recipe import resolve  # noqa: E402
 
@@ -56,9 +62,9 @@ def main() -> None:
     study = load_config(REPO / "config.yaml", args.configfile)
     run_caps, study_caps = run_cfg["training"]["max_dialogues"], study["training"]["max_dialogues"]
 
-    def passes(bench: str, caps: dict, epochs: int) -> int:
+    def passes(bench: str, caps: dict, epochs: int, fraction: float = 1.0) -> float:
         real = {s: utterances(results / "benchmarks" / bench / f"{s}.jsonl", caps[s]) for s in ("train", "dev", "test")}
-        return (real["train"] + real["dev"]) * epochs + real["test"]
+        return (real["train"] * fraction + real["dev"]) * epochs + real["test"]
 
     # Rates measured on the run.
     finetune_rate: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -68,6 +74,9 @@ def main() -> None:
         finetune_rate[(bench, clf)].append(seconds(record) / passes(bench, run_caps, epochs))
     synthetic_utts = {
         (p.parts[-3], p.parts[-2]): utterances(p, None) for p in results.glob("generated/*/*/dialogues.jsonl")
+    }
+    accepted = {
+        (p.parts[-3], p.parts[-2]): len(read_dialogues(p)) for p in results.glob("generated/*/*/dialogues.jsonl")
     }
     attempts_run = run_cfg["generation"]["dialogues"]
     per_utterance: dict[tuple[str, str, str], list[float]] = defaultdict(list)
@@ -82,26 +91,46 @@ def main() -> None:
     def mean(values: list[float]) -> float:
         return sum(values) / len(values)
 
-    # The study's work.
+    blocks = generator_blocks(study)
+
+    def synthetic(bench: str, run: Run) -> float:
+        """Synthetic utterances a run pre-trains on: the size in dialogues times the run's utterances
+        per accepted dialogue, or (all) the run's yield per attempt times the generator's attempts. A
+        distribution the run lacks gets the mean of the benchmark's others."""
+        known = [k for k in synthetic_utts if k[0] == bench]
+        keys = [(bench, run.distribution)] if (bench, run.distribution) in synthetic_utts else known
+        utts, dialogues = mean([synthetic_utts[k] for k in keys]), mean([accepted[k] for k in keys])
+        if run.size is not None:
+            return run.size * utts / dialogues
+        return utts * blocks[run.generator]["dialogues"] / attempts_run
+
+    # The study's work, cell by cell of its design (ercsynth.design.runs: every generator, size and
+    # real fraction), each generator assumed as fast and as valid as the run's.
     seeds, classifiers = len(study["seeds"]), study["classifiers"]
     by_benchmark = study.get("distributions_by_benchmark") or {}
     core_s: dict[str, float] = defaultdict(float)
-    scale = study["generation"]["dialogues"] / attempts_run
     for bench in study["benchmarks"]:
         keep = by_benchmark.get(bench)
         dists = [d for d in study["distributions"] if keep is None or d in keep]
+        cells = runs(study, dists)
         for clf in classifiers:
-            work = passes(bench, study_caps, resolve(study["training"], clf, bench).epochs)
-            core_s["finetune"] += mean(finetune_rate[(bench, clf)]) * work * (1 + len(dists)) * seeds
-            for dist in dists:
-                synthetic = synthetic_utts.get((bench, dist)) or mean(
-                    [n for (b, _), n in synthetic_utts.items() if b == bench]
+            epochs = resolve(study["training"], clf, bench).epochs
+            rate = mean(finetune_rate[(bench, clf)])
+            core_s["finetune"] += sum(rate * passes(bench, study_caps, epochs, r.fraction) for r in cells) * seeds
+            pretrained = {r.pretrained: r for r in cells if not r.baseline}
+            core_s["pretrain"] += (
+                sum(mean(per_utterance[("pretrain", bench, clf)]) * synthetic(bench, r) for r in pretrained.values())
+                * seeds
+            )
+            datasets = {r.dataset: Run(r.distribution, r.generator) for r in pretrained.values()}
+            core_s["predict_synthetic"] += (
+                sum(
+                    mean(per_utterance[("predict_synthetic", bench, clf)]) * synthetic(bench, r)
+                    for r in datasets.values()
                 )
-                core_s["pretrain"] += mean(per_utterance[("pretrain", bench, clf)]) * synthetic * scale * seeds
-                core_s["predict_synthetic"] += (
-                    mean(per_utterance[("predict_synthetic", bench, clf)]) * synthetic * scale
-                )
-        core_s["generate"] += per_attempt * study["generation"]["dialogues"] * len(dists)
+                * seeds
+            )
+        core_s["generate"] += sum(per_attempt * blocks[g]["dialogues"] for g in blocks) * len(dists)
     total = sum(core_s.values())
     print(f"measured on {args.run} (its results/timing/), extrapolated to {args.configfile.name}:")
     for rule, value in sorted(core_s.items(), key=lambda x: -x[1]):

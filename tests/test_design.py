@@ -75,8 +75,9 @@ def test_a_generator_is_its_partial_block_over_the_shared_one():
 def test_a_bad_generator_names_its_key():
     with pytest.raises(DesignError, match=r"generators\.smol\.temperature': bad value -1"):
         generator_blocks(design(generators={"smol": {"temperature": -1}}), SCHEMA)
-    with pytest.raises(DesignError, match=r"generators\.natural'"):
-        generator_blocks(design(generators={"natural": {}}), SCHEMA)
+    for reserved in ("natural", "planned", "baseline", "n32", "real0.5", "seed1", "verified"):
+        with pytest.raises(DesignError, match=rf"generators\.{reserved}': a generator name"):
+            generator_blocks(design(generators={reserved: {}}), SCHEMA)
 
 
 def test_smaller_sizes_and_fractions_are_nested_seeded_subsets():
