@@ -135,8 +135,10 @@ def main() -> None:
     print(f"measured on {args.run} (its results/timing/), extrapolated to {args.configfile.name}:")
     for rule, value in sorted(core_s.items(), key=lambda x: -x[1]):
         print(f"  {rule:18s} {value / 3600:6.1f} core-hours")
+    wall_h = total / 3600 / args.cores
     print(
-        f"  {'total':18s} {total / 3600:6.1f} core-hours = {total / 3600 / args.cores:.1f} h on {args.cores} busy cores"
+        f"  {'total':18s} {total / 3600:6.1f} core-hours = {wall_h:.1f} h ({wall_h * 60:.0f} min) "
+        f"on {args.cores} busy cores"
     )
 
 
