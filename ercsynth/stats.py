@@ -277,8 +277,6 @@ def friedman(
     result: dict = {"blocks": block_cols, "conditions": conditions, "n_blocks": int(len(wide))}
     if len(conditions) < 2:
         return result | {"result": "one value", "detail": "nothing to compare"}
-    if len(conditions) == 2:
-        return result | paired_test(wide)
     if len(wide) < MIN_BLOCKS:
         return result | {
             "result": "not enough blocks",
@@ -288,6 +286,8 @@ def friedman(
     mean_ranks = {c: float(ranks[c].mean()) for c in conditions}
     if np.allclose(wide.to_numpy(), wide.to_numpy()[:, :1]):
         return result | {"result": "all conditions tied", "statistic": 0.0, "p_value": 1.0, "mean_ranks": mean_ranks}
+    if len(conditions) == 2:
+        return result | paired_test(wide, mean_ranks)
     stat, p = stats.friedmanchisquare(*[wide[c].to_numpy() for c in conditions])
     result |= {
         "result": "tested",
@@ -302,17 +302,10 @@ def friedman(
     return result
 
 
-def paired_test(wide: pd.DataFrame) -> dict:
-    """Two values over paired blocks: the Wilcoxon signed-rank test (scipy.stats.wilcoxon)."""
-    if len(wide) < MIN_BLOCKS:
-        return {
-            "result": "not enough blocks",
-            "detail": f"{len(wide)} complete block(s); at least {MIN_BLOCKS} are needed (add seeds or benchmarks)",
-        }
+def paired_test(wide: pd.DataFrame, mean_ranks: dict[str, float]) -> dict:
+    """Two values over enough paired blocks, not all tied: the Wilcoxon signed-rank test
+    (scipy.stats.wilcoxon)."""
     a, b = wide.columns
-    mean_ranks = {c: float(v) for c, v in wide.rank(axis=1, ascending=False).mean().items()}
-    if np.allclose(wide[a], wide[b]):
-        return {"result": "all conditions tied", "statistic": 0.0, "p_value": 1.0, "mean_ranks": mean_ranks}
     test = stats.wilcoxon(wide[a], wide[b])
     return {
         "result": "tested",
@@ -333,22 +326,20 @@ def axis_test(df: pd.DataFrame, axis: str) -> dict:
     other = [a for a in ("condition", *AXES) if a != axis]
     data = df if axis == "real_fraction" else df[df["condition"].astype(str) != BASELINE]
     data = data.assign(**{a: data[a].astype(str) for a in (*AXES, "condition")})
-    values = sorted(data[axis].unique(), key=size_number if axis == "synthetic_size" else str)
-    if axis == "real_fraction":
-        values = sorted(values, key=float)
+    order = {"synthetic_size": size_number, "real_fraction": float}.get(axis, str)
+    values = sorted(data[axis].unique(), key=order)
     return friedman(data, ["benchmark", "classifier", "seed", *other], list(values), column=axis)
 
 
 def friedman_report(df: pd.DataFrame) -> dict:
     df = with_axes(df)
     cells = with_baselines_per_cell(df)  # conditions compared at equal generator, size and real fraction
-    blocks = ["generator", "synthetic_size", "real_fraction"]
     return {
         "test": "Friedman rank-sum test of weighted F1 across conditions (scipy.stats.friedmanchisquare); "
         "two values: Wilcoxon signed-rank; post-hoc: Nemenyi and Holm-corrected Wilcoxon",
-        "overall": friedman(cells, ["benchmark", "classifier", "seed", *blocks]),
+        "overall": friedman(cells, ["benchmark", "classifier", "seed", *AXES]),
         "per_classifier": {
-            clf: friedman(grp, ["benchmark", "seed", *blocks]) for clf, grp in cells.groupby("classifier")
+            clf: friedman(grp, ["benchmark", "seed", *AXES]) for clf, grp in cells.groupby("classifier")
         },
         "per_axis": {axis: axis_test(df, axis) for axis in AXES},
     }

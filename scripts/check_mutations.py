@@ -59,7 +59,7 @@ MUTATIONS = (
     Mutation(
         "two-values-untested",
         "ercsynth/stats.py",
-        "    if len(conditions) == 2:\n        return result | paired_test(wide)\n",
+        "    if len(conditions) == 2:\n        return result | paired_test(wide, mean_ranks)\n",
         "",
         ("tests/test_stats.py",),
     ),
