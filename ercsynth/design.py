@@ -9,7 +9,7 @@ short paths (`natural`, `baseline`) and adding an axis value never moves an exis
 
 The generator part is absent for the `generation:` block itself (no `generators:`), the size part
 for `all` and the fraction part for 1.0. Generator names may not look like any other part
-(config.schema.yaml forbids them), so every token reads back one way (`Run.parse`).
+(`generator_blocks` refuses them, see RESERVED), so every token reads back one way (`Run.parse`).
 """
 
 from __future__ import annotations
@@ -122,6 +122,12 @@ def run_pattern(generators: Sequence[str]) -> str:
 
 
 # --------------------------------------------------------------------------- the config's axes
+def setting_key(generator: str, key: str) -> str:
+    """The config key a generator's setting comes from, for messages: `generators.<name>.<key>`, or
+    `generation.<key>` for the unnamed generator."""
+    return f"generators.{generator}.{key}" if generator else f"generation.{key}"
+
+
 def generator_blocks(config: dict, schema: dict | None = None) -> dict[str, dict]:
     """Each generator's full generation settings: `generation` with its `generators` entry merged
     over it. No `generators`: the `generation` block alone, unnamed (''). With `schema`, each merged

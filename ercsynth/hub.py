@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ercsynth.design import setting_key
+
 MODELS_DIR = "resources/models"
 MARKER = "fetched.json"
 TOKEN_VAR = "HF_TOKEN"
@@ -55,9 +57,7 @@ def model_keys(config: dict, embedded: set[str], generators: dict[str, dict] | N
     train = config["training"]
     for name, gen in (generators or {"": config["generation"]}).items():
         if gen["backend"] == "transformers" and config["distributions"]:
-            keys[f"generators.{name}.transformers.model" if name else "generation.transformers.model"] = gen[
-                "transformers"
-            ]["model"]
+            keys[setting_key(name, "transformers.model")] = gen["transformers"]["model"]
     if config["classifiers"] and train["encoder"] != "minilm":
         keys["training.encoder"] = train["encoder"]
     todkat = train["todkat"]

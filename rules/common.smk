@@ -32,6 +32,7 @@ from ercsynth.design import (  # noqa: E402
     reference_baseline,
     run_pattern,
     runs,
+    setting_key,
 )
 from ercsynth.backends.embedded import embedded_model_names  # noqa: E402
 from ercsynth.recipe import resolve as resolve_recipe  # noqa: E402
@@ -75,10 +76,7 @@ def _definitions():
         defs = all_definitions(config["benchmark_definitions"])
     except DefinitionError as exc:
         raise WorkflowError(str(exc)) from None
-    per_benchmark = [
-        (f"generators.{g}.per_benchmark" if g else "generation.per_benchmark", block["per_benchmark"])
-        for g, block in GENERATORS.items()
-    ]
+    per_benchmark = [(setting_key(g, "per_benchmark"), block["per_benchmark"]) for g, block in GENERATORS.items()]
     for key, names in [("benchmarks", config["benchmarks"]), *per_benchmark]:
         unknown = [name for name in names if name not in defs]
         if unknown:
@@ -311,11 +309,6 @@ def benchmark_reading(w):
     return DEFINITIONS[w.benchmark].reading(benchmark_source(w))
 
 
-def gen_key(gen_name, key):
-    """The config key a generator's setting comes from, for messages."""
-    return f"generators.{gen_name}.{key}" if gen_name else f"generation.{key}"
-
-
 def _checkpoint(gen, verify=False):
     """Embedded GGUF models are converted once to a plain checkpoint that loads in seconds, for the
     transformers backend and for label verification (which scores with transformers under llamacpp too)."""
@@ -339,7 +332,7 @@ def _gguf(gen_name):
         return []
     if not Path(model).is_file():
         raise WorkflowError(
-            f"config key '{gen_key(gen_name, 'llamacpp.model')}': {model!r} is neither an embedded model "
+            f"config key '{setting_key(gen_name, 'llamacpp.model')}': {model!r} is neither an embedded model "
             f"({', '.join(embedded_model_names())}) nor a .gguf file"
         )
     return [model]
@@ -379,7 +372,7 @@ def _prompts(gen_name):
         if not path.is_absolute() and not path.exists():
             path = Path(workflow.basedir) / path
         if not path.exists():
-            raise WorkflowError(f"config key '{gen_key(gen_name, f'prompts.{key}')}': no such file {value!r}")
+            raise WorkflowError(f"config key '{setting_key(gen_name, f'prompts.{key}')}': no such file {value!r}")
         paths.append(str(path))
     return paths
 
@@ -439,7 +432,7 @@ for _gen in VERIFIED:
     _block = GENERATORS[_gen]
     if _block["backend"] == "openai" or (_block["backend"] == "llamacpp" and not _checkpoint(_block, verify=True)):
         raise WorkflowError(
-            f"config key '{gen_key(_gen, 'verify.enabled')}': label verification scores symbols with a local "
+            f"config key '{setting_key(_gen, 'verify.enabled')}': label verification scores symbols with a local "
             "transformers model; it needs generation.backend: transformers, or llamacpp with an embedded model"
         )
 

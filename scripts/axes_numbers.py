@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from ercsynth.design import AXES
+
 
 def main(run: Path) -> None:
     stats = run / "results" / "stats"
     df = pd.read_csv(stats / "results.csv", keep_default_na=False)
-    axes = ["generator", "synthetic_size", "real_fraction"]
-    print(f"== results.csv: {len(df)} rows, columns {', '.join(a for a in axes if a in df)}")
-    cells = df.groupby(["condition", *axes])["seed"].nunique().reset_index(name="seeds")
+    print(f"== results.csv: {len(df)} rows, columns {', '.join(a for a in AXES if a in df)}")
+    cells = df.groupby(["condition", *AXES])["seed"].nunique().reset_index(name="seeds")
     print(cells.to_string(index=False))
     print("== friedman.json, per axis")
     for axis, res in json.loads((stats / "friedman.json").read_text())["per_axis"].items():
