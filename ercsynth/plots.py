@@ -52,9 +52,12 @@ def plot_label_distributions(
     plt.close(fig)
 
 
-def plot_f1(df: pd.DataFrame, out: str | Path) -> None:
+def plot_f1(df: pd.DataFrame, out: str | Path, effects: pd.DataFrame | None = None) -> None:
+    """Per benchmark: weighted F1 per classifier and condition (mean ± sd over seeds); with `effects`
+    (stats.effects_table), a second row of the deltas against the baseline with their 95 % intervals."""
     benches = sorted(df["benchmark"].unique())
-    fig, axes = plt.subplots(1, len(benches), figsize=(5.5 * len(benches), 4), squeeze=False)
+    rows = 2 if effects is not None and len(effects) else 1
+    fig, axes = plt.subplots(rows, len(benches), figsize=(5.5 * len(benches), 4 * rows), squeeze=False)
     for ax, bench in zip(axes[0], benches, strict=True):
         sub = df[df["benchmark"] == bench]
         clfs = sorted(sub["classifier"].unique())
@@ -66,17 +69,38 @@ def plot_f1(df: pd.DataFrame, out: str | Path) -> None:
             mean = g.mean().reindex(clfs) * 100
             sd = g.std(ddof=1).reindex(clfs).fillna(0) * 100
             ax.bar(x + i * width - 0.4 + width / 2, mean, width, yerr=sd, capsize=3, label=cond, color=COLORS.get(cond))
-        floor = sub["majority_floor_f1"].mean() * 100  # NaN for runs from before the floor was recorded
+        floor = sub["majority_floor_f1"].mean() * 100
         if not np.isnan(floor):
             ax.axhline(floor, color="black", linestyle="--", linewidth=1, label=f"majority floor {floor:.1f}")
         ax.set_xticks(x, clfs)
         ax.set_ylabel("weighted F1 (test, %)")
-        ax.set_title(bench)
+        ax.set_title(f"{bench}: mean ± sd over seeds")
         ax.legend(fontsize=8)
-    fig.suptitle("Weighted F1 per condition (mean ± std over seeds)")
+    if rows == 2:
+        for ax, bench in zip(axes[1], benches, strict=True):
+            plot_deltas(ax, effects[effects["benchmark"] == bench], bench)
+    fig.suptitle("Weighted F1 per condition" + (" and its change against the baseline (95 % interval)" * (rows == 2)))
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def plot_deltas(ax, effects: pd.DataFrame, bench: str) -> None:
+    """Deltas against the baseline per classifier and run, with their bootstrap intervals as error bars."""
+    clfs = sorted(effects["classifier"].unique())
+    runs = list(dict.fromkeys(effects["run"]))
+    width = 0.8 / max(1, len(runs))
+    x = np.arange(len(clfs))
+    for i, run in enumerate(runs):
+        e = effects[effects["run"] == run].set_index("classifier").reindex(clfs)
+        err = np.vstack([e["delta"] - e["ci_low"], e["ci_high"] - e["delta"]])
+        pos = x + i * width - 0.4 + width / 2
+        ax.bar(pos, e["delta"], width, yerr=err, capsize=3, label=run, color=color_of(run))
+    ax.axhline(0, color="black", linewidth=1)
+    ax.set_xticks(x, clfs)
+    ax.set_ylabel("delta vs baseline (F1 points)")
+    ax.set_title(f"{bench}: delta and 95 % paired-bootstrap interval")
+    ax.legend(fontsize=8)
 
 
 def plot_f1_by_axis(df: pd.DataFrame, axis: str, out: str | Path) -> None:

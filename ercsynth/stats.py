@@ -3,9 +3,12 @@ comparisons, and the quality of the synthetic labels."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import sys
 from collections import Counter
+from dataclasses import asdict, dataclass
 from itertools import combinations
 from pathlib import Path
 
@@ -14,13 +17,12 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from ercsynth.design import ALL, AXES, BASELINE, DISTRIBUTIONS
+from ercsynth.design import ALL, AXES, BASELINE, DISTRIBUTIONS, Run
+from ercsynth.effects import ALPHA, BootstrapSettings, dialogue_confusions, holm, paired_bootstrap, unit_of
 from ercsynth.labels import label_distribution, vocabulary
 from ercsynth.metrics import classification_metrics, cohen_kappa
 
 CONDITION_ORDER = (BASELINE, *DISTRIBUTIONS)
-MIN_BLOCKS = 3  # below this the chi-square approximation of Friedman's test means nothing
-ALPHA = 0.05
 
 
 def results_table(metric_files: list[str | Path]) -> pd.DataFrame:
@@ -44,15 +46,14 @@ def results_table(metric_files: list[str | Path]) -> pd.DataFrame:
                 "best_dev_weighted_f1",
             )
         }
-        row["encoder"] = m.get("encoder")
-        # The design's axes (ercsynth/design.py); runs written before them had one value of each.
-        baseline = m["condition"] == BASELINE
-        row["generator"] = m.get("generator", "")
-        row["synthetic_size"] = str(m.get("synthetic_size", "" if baseline else ALL))
-        row["real_fraction"] = float(m.get("real_fraction", 1.0))
-        row["run"] = m.get("run", m["condition"])
-        # The majority-class predictor's test weighted F1 on the same data (NaN for older runs).
-        row["majority_floor_f1"] = m.get("majority_floor_f1", math.nan)
+        row["encoder"] = m["encoder"]
+        # The design's axes (ercsynth/design.py) and the run's path token.
+        row["generator"] = m["generator"]
+        row["synthetic_size"] = str(m["synthetic_size"])
+        row["real_fraction"] = float(m["real_fraction"])
+        row["run"] = m["run"]
+        # The majority-class predictor's test weighted F1 on the same data.
+        row["majority_floor_f1"] = m["majority_floor_f1"]
         for split, n in m.get("data", {}).items():
             row[f"{split}_dialogues"] = n
         for label, pc in m["per_class"].items():
@@ -133,14 +134,16 @@ def floor_warnings(df: pd.DataFrame) -> list[str]:
     return lines
 
 
-def summary_markdown(df: pd.DataFrame) -> str:
-    """Mean ± std of weighted F1 over seeds; best per row in bold; deltas against baseline; the
-    majority-class floor per row, and a warning first for every baseline near it."""
+def summary_markdown(df: pd.DataFrame, effects: pd.DataFrame | None = None) -> str:
+    """Mean ± std of weighted F1 over seeds; best per row in bold; deltas against baseline with their
+    95 % interval (from `effects`, effects_table's); the majority-class floor per row, and a warning
+    first for every baseline near it; one sentence on the smallest detectable effect."""
     df = with_axes(df)
     conditions = [c for c in CONDITION_ORDER if c in set(df["condition"].astype(str))]
     warnings = floor_warnings(df)
     axes = varied_axes(df)  # a row per value of each axis that varies; the baseline at the same real fraction
     cells = with_baselines_per_cell(df) if axes else df
+    has_ci = effects is not None and len(effects) > 0
     lines = ["# Weighted F1 (test), mean ± std over seeds", ""]
     if warnings:
         lines += [*warnings, ""]
@@ -170,20 +173,57 @@ def summary_markdown(df: pd.DataFrame) -> str:
             mean, sd = stats_by[cond]
             text = f"{mean:.2f} ± {sd:.2f}"
             if cond != "baseline" and base is not None:
-                text += f" ({mean - base:+.2f})"
+                text += f" ({effect_text(effects, bench, clf, grp, cond) or f'{mean - base:+.2f}'})"
             row.append(f"**{text}**" if cond == best else text)
         floor_cell = "–" if math.isnan(floor) else f"{floor:.2f}"
         head = f"| {bench} | {clf} | " + "".join(f"{v} | " for v in values)
         lines.append(head + f"{grp['seed'].nunique()} | {floor_cell} | " + " | ".join(row) + " |")
     lines += [
         "",
-        "Deltas in parentheses are against the baseline (real data only, the same real fraction), in F1 points. "
-        "floor: the test weighted F1 of always predicting the train split's most frequent label, on the same test "
+        "Deltas in parentheses are against the baseline (real data only, the same real fraction), in F1 points"
+        + (", with their 95 % paired-bootstrap interval over test dialogues and seeds (effects.csv)" if has_ci else "")
+        + ". floor: the test weighted F1 of always predicting the train split's most frequent label, on the same test "
         "utterances.",
     ]
+    if has_ci:
+        lines += ["", power_sentence(effects)]
     if "real_fraction" in axes:
         lines += ["", *fraction_table(df)]
     return "\n".join(lines) + "\n"
+
+
+def effect_text(effects: pd.DataFrame | None, bench: str, clf: str, grp: pd.DataFrame, cond: str) -> str:
+    """`+1.23 [-0.40, +2.90]` for the run of `cond` in this summary row, '' where effects has none."""
+    if effects is None or effects.empty:
+        return ""
+    runs = set(grp.loc[grp["condition"].astype(str) == cond, "run"])
+    hit = effects[(effects["benchmark"] == bench) & (effects["classifier"] == clf) & effects["run"].isin(runs)]
+    if len(hit) != 1:
+        return ""
+    e = hit.iloc[0]
+    return f"{e['delta']:+.2f} [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}]"
+
+
+def power_sentence(effects: pd.DataFrame) -> str:
+    """One sentence: what effect these cells could detect, and how many seeds 1 point would take."""
+    mde = effects["min_detectable_delta"]
+    text = (
+        f"Power: with {int(effects['seeds'].min())}-{int(effects['seeds'].max())} seed(s) per cell, the smallest "
+        f"delta a cell could detect (two-sided alpha {ALPHA:g}, power 0.8) is {mde.min():.2f} to {mde.max():.2f} "
+        f"F1 points (median {mde.median():.2f})"
+    )
+    need = effects["seeds_for_1_point"].dropna()
+    if need.empty:
+        return text + "; with one seed the seed-to-seed spread is unknown, so no seed count can be given."
+    finite = need[np.isfinite(need)]
+    tail = (
+        f"; detecting 1 point would take a median of {finite.median():.0f} seeds"
+        if len(finite)
+        else "; no number of seeds detects 1 point here: the test set's own noise is larger (use more test dialogues)"
+    )
+    if len(finite) and len(finite) < len(need):
+        tail += f" ({len(need) - len(finite)} cell(s) never: their test set alone is too noisy)"
+    return text + tail + "."
 
 
 def fraction_table(df: pd.DataFrame) -> list[str]:
@@ -231,10 +271,23 @@ def fraction_table(df: pd.DataFrame) -> list[str]:
 
 
 def _blocks(df: pd.DataFrame, block_cols: list[str], conditions: list[str], column: str = "condition") -> pd.DataFrame:
+    """One row per block, one column per value of `column`: the mean weighted F1 of the block's runs
+    (its seeds: replicates of one problem, averaged, Demšar 2006); blocks missing a value are dropped."""
     wide = df.assign(**{column: df[column].astype(str)}).pivot_table(
         index=block_cols, columns=column, values="weighted_f1", aggfunc="mean"
     )
     return wide.reindex(columns=conditions).dropna()
+
+
+def smallest_p(k: int, n_blocks: int) -> float:
+    """The smallest p-value the test of k values over n blocks can give, whatever the data: every
+    block ranking the values alike. Friedman (k >= 3, chi-square, as scipy computes it): the
+    statistic is then n (k - 1); Wilcoxon signed-rank (k = 2, exact, two-sided): 2 / 2^n."""
+    if n_blocks < 1:
+        return 1.0
+    if k == 2:
+        return min(1.0, 2.0 / 2**n_blocks)
+    return float(stats.chi2.sf(n_blocks * (k - 1), k - 1))
 
 
 def nemenyi(mean_ranks: dict[str, float], n_blocks: int) -> list[dict]:
@@ -255,32 +308,45 @@ def wilcoxon_holm(wide: pd.DataFrame) -> list[dict]:
         diff = wide[a] - wide[b]
         p = 1.0 if np.allclose(diff, 0) else float(stats.wilcoxon(wide[a], wide[b]).pvalue)
         raw.append(p)
-    order = np.argsort(raw)
-    adjusted = [0.0] * len(raw)
-    running = 0.0
-    for rank, idx in enumerate(order):
-        running = max(running, min(1.0, (len(raw) - rank) * raw[idx]))
-        adjusted[idx] = running
+    adjusted = holm(raw)
     return [
         {"a": a, "b": b, "p_value": raw[i], "p_holm": adjusted[i], "significant": adjusted[i] < ALPHA}
         for i, (a, b) in enumerate(pairs)
     ]
 
 
+def posthoc(wide: pd.DataFrame, mean_ranks: dict[str, float]) -> dict:
+    """Nemenyi and Holm-corrected Wilcoxon over the same blocks; a note where the pairwise Wilcoxon
+    tests cannot reach significance after Holm's factor (its first step multiplies by the pairs)."""
+    out = {"nemenyi": nemenyi(mean_ranks, len(wide)), "wilcoxon_holm": wilcoxon_holm(wide)}
+    pairs = len(wide.columns) * (len(wide.columns) - 1) // 2
+    if pairs * smallest_p(2, len(wide)) >= ALPHA:
+        out["wilcoxon_note"] = (
+            f"the pairwise Wilcoxon tests cannot reach p < {ALPHA:g} after Holm with {len(wide)} blocks "
+            f"and {pairs} pairs: read Nemenyi's"
+        )
+    return out
+
+
 def friedman(
     df: pd.DataFrame, block_cols: list[str], conditions: list[str] | None = None, column: str = "condition"
 ) -> dict:
-    """Friedman's test of weighted F1 across the values (`conditions`) of `column`, blocks formed by
-    `block_cols`; with two values, the paired Wilcoxon signed-rank test, which Friedman's needs three for."""
+    """Friedman's test of weighted F1 across the values (`conditions`) of `column`, one block per
+    value of `block_cols` (repeats within a block, such as seeds, averaged); with two values, the
+    paired Wilcoxon signed-rank test, which Friedman's needs three for. Where the number of blocks
+    cannot give p < ALPHA whatever the data, no p-value: the result says so."""
     conditions = conditions or [c for c in CONDITION_ORDER if c in set(df["condition"].astype(str))]
     wide = _blocks(df, block_cols, conditions, column)
     result: dict = {"blocks": block_cols, "conditions": conditions, "n_blocks": int(len(wide))}
     if len(conditions) < 2:
         return result | {"result": "one value", "detail": "nothing to compare"}
-    if len(wide) < MIN_BLOCKS:
+    floor = smallest_p(len(conditions), len(wide))
+    if floor >= ALPHA:
         return result | {
-            "result": "not enough blocks",
-            "detail": f"{len(wide)} complete block(s); at least {MIN_BLOCKS} are needed (add seeds or benchmarks)",
+            "result": "cannot reach significance",
+            "smallest_possible_p": floor,
+            "detail": f"cannot reach p < {ALPHA:g} with {len(wide)} block(s) of {len(conditions)} values "
+            f"(the smallest possible p is {floor:.3g}): add benchmarks or classifiers",
         }
     ranks = wide.rank(axis=1, ascending=False)  # rank 1 = best weighted F1 in the block
     mean_ranks = {c: float(ranks[c].mean()) for c in conditions}
@@ -298,7 +364,7 @@ def friedman(
         "alpha": ALPHA,
     }
     if p < ALPHA:
-        result["posthoc"] = {"nemenyi": nemenyi(mean_ranks, len(wide)), "wilcoxon_holm": wilcoxon_holm(wide)}
+        result["posthoc"] = posthoc(wide, mean_ranks)
     return result
 
 
@@ -319,30 +385,192 @@ def paired_test(wide: pd.DataFrame, mean_ranks: dict[str, float]) -> dict:
     }
 
 
+def treatments(df: pd.DataFrame) -> pd.Series:
+    """What each run was pre-trained on, as one name: its run token without the real fraction
+    (`natural`, `gemma/balanced/n32`, `baseline`). The columns of the overall test."""
+    return df["run"].astype(str).map(lambda token: BASELINE if (run := Run.parse(token)).baseline else run.pretrained)
+
+
+def treatment_order(names) -> list[str]:
+    """The baseline first, then by distribution (CONDITION_ORDER), then by name."""
+    rank = {c: i for i, c in enumerate(CONDITION_ORDER)}
+
+    def key(name: str):
+        part = next((p for p in name.split("/") if p in rank), "")
+        return rank.get(part, len(rank)), name
+
+    return sorted(set(names), key=key)
+
+
 def axis_test(df: pd.DataFrame, axis: str) -> dict:
-    """The test across the values of one design axis, blocks formed by every other factor (benchmark,
-    classifier, seed and the other axes). Generator and size compare pre-trained runs only; the real
-    fraction compares every run, the baseline included, each against itself at other fractions."""
+    """The test across the values of one design axis, one block per combination of the other factors
+    (benchmark, classifier, condition and the other axes), seeds averaged. Generator and size compare
+    pre-trained runs only; the real fraction compares every run, the baseline included, each against
+    itself at other fractions."""
     other = [a for a in ("condition", *AXES) if a != axis]
     data = df if axis == "real_fraction" else df[df["condition"].astype(str) != BASELINE]
     data = data.assign(**{a: data[a].astype(str) for a in (*AXES, "condition")})
     order = {"synthetic_size": size_number, "real_fraction": float}.get(axis, str)
     values = sorted(data[axis].unique(), key=order)
-    return friedman(data, ["benchmark", "classifier", "seed", *other], list(values), column=axis)
+    return friedman(data, ["benchmark", "classifier", *other], list(values), column=axis)
 
 
 def friedman_report(df: pd.DataFrame) -> dict:
+    """The across-cells level: does a condition help ERC classifiers in general. One block per
+    independent problem (benchmark x classifier x real fraction; per classifier: benchmark x real
+    fraction), its value the seed mean, each baseline once per block; every pre-training variant
+    (distribution, and generator and size where they vary) a column. Holm's adjustment across the
+    family of tests made here (overall, per classifier, per axis); post-hoc tests only where the
+    adjusted p is below ALPHA."""
     df = with_axes(df)
-    cells = with_baselines_per_cell(df)  # conditions compared at equal generator, size and real fraction
-    return {
-        "test": "Friedman rank-sum test of weighted F1 across conditions (scipy.stats.friedmanchisquare); "
-        "two values: Wilcoxon signed-rank; post-hoc: Nemenyi and Holm-corrected Wilcoxon",
-        "overall": friedman(cells, ["benchmark", "classifier", "seed", *AXES]),
+    df = df.assign(treatment=treatments(df))
+    columns = treatment_order(df["treatment"])
+    report = {
+        "test": "Friedman rank-sum test of seed-mean weighted F1 across conditions (scipy.stats.friedmanchisquare), "
+        "one block per benchmark x classifier (x real fraction); two values: Wilcoxon signed-rank; post-hoc: "
+        "Nemenyi and Holm-corrected Wilcoxon; p_holm: Holm across the tests of this file",
+        "overall": friedman(df, ["benchmark", "classifier", "real_fraction"], columns, column="treatment"),
         "per_classifier": {
-            clf: friedman(grp, ["benchmark", "seed", *AXES]) for clf, grp in cells.groupby("classifier")
+            clf: friedman(grp, ["benchmark", "real_fraction"], columns, column="treatment")
+            for clf, grp in df.groupby("classifier")
         },
         "per_axis": {axis: axis_test(df, axis) for axis in AXES},
     }
+    family = [report["overall"], *report["per_classifier"].values(), *report["per_axis"].values()]
+    tested = [r for r in family if r["result"] == "tested"]
+    for r, adjusted in zip(tested, holm([r["p_value"] for r in tested]), strict=True):
+        r["p_holm"] = adjusted
+        r["significant"] = bool(adjusted < ALPHA)
+        if not r["significant"]:
+            r.pop("posthoc", None)  # no pairwise claims after an omnibus test the family does not support
+    return report
+
+
+def run_key(benchmark: str, classifier: str, run: str, seed) -> tuple[str, str, str, int]:
+    return str(benchmark), str(classifier), str(run), int(seed)
+
+
+@dataclass(frozen=True)
+class RunPredictions:
+    """One run's test predictions (test_predictions.jsonl), as the per-cell bootstrap reads them."""
+
+    path: Path
+    labels: tuple[str, ...]
+    rows: list[dict]
+
+    @property
+    def dialogues(self) -> list[str]:
+        return sorted({unit_of(r) for r in self.rows})
+
+
+def read_predictions(metric_files: list[str | Path]) -> dict[tuple, RunPredictions]:
+    """The test_predictions.jsonl beside each metrics.json, keyed by run_key."""
+    out = {}
+    for metrics_path in metric_files:
+        m = json.loads(Path(metrics_path).read_text(encoding="utf-8"))
+        path = Path(metrics_path).with_name("test_predictions.jsonl")
+        with path.open(encoding="utf-8") as fh:
+            rows = [json.loads(line) for line in fh if line.strip()]
+        out[run_key(m["benchmark"], m["classifier"], m["run"], m["seed"])] = RunPredictions(
+            path, tuple(m["labels"]), rows
+        )
+    return out
+
+
+EFFECT_COLUMNS = [
+    "benchmark",
+    "classifier",
+    "condition",
+    *AXES,
+    "run",
+    "seeds",
+    "baseline_f1",
+    "condition_f1",
+    "delta",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_holm",
+    "se",
+    "min_detectable_delta",
+    "seeds_for_1_point",
+    "interval_covers",
+]
+
+
+def effects_table(
+    df: pd.DataFrame, predictions: dict[tuple, RunPredictions], settings: BootstrapSettings
+) -> pd.DataFrame:
+    """The per-cell level: each pre-trained run (benchmark x classifier x generator x size x real
+    fraction x condition) against the baseline of its benchmark, classifier and real fraction, in F1
+    points, by the paired bootstrap of ercsynth.effects; p_holm adjusts across the rows."""
+    df = with_axes(df)
+    is_base = df["condition"].astype(str) == BASELINE
+    rows = []
+    keys = ["benchmark", "classifier", "real_fraction", "run"]
+    for (bench, clf, frac, run), grp in df[~is_base].groupby(keys, observed=True, sort=False):
+        base = df[is_base & (df["benchmark"] == bench) & (df["classifier"] == clf) & (df["real_fraction"] == frac)]
+        if base.empty:
+            continue
+        cond_runs = {int(s): predictions[run_key(bench, clf, run, s)] for s in grp["seed"]}
+        base_runs = {
+            int(s): predictions[run_key(bench, clf, r, s)] for r, s in zip(base["run"], base["seed"], strict=True)
+        }
+        dialogues = next(iter(base_runs.values())).dialogues
+        for pred in [*cond_runs.values(), *base_runs.values()]:
+            if pred.dialogues != dialogues:
+                raise ValueError(f"{pred.path}: scored on other test dialogues than its cell's baseline")
+        labels = next(iter(base_runs.values())).labels
+
+        def confusions(runs: dict[int, RunPredictions]) -> dict[int, np.ndarray]:
+            return {s: dialogue_confusions(p.rows, labels, dialogues) for s, p in runs.items()}  # noqa: B023
+
+        effect = paired_bootstrap(confusions(cond_runs), confusions(base_runs), settings, f"{bench}/{clf}/{run}")
+        common = sorted(set(cond_runs) & set(base_runs))
+        first = grp.iloc[0]
+        rows.append(
+            {
+                "benchmark": bench,
+                "classifier": clf,
+                "condition": str(first["condition"]),
+                **{a: first[a] for a in AXES},
+                "run": run,
+                "baseline_f1": float(base[base["seed"].isin(common)]["weighted_f1"].mean() * 100),
+                "condition_f1": float(grp[grp["seed"].isin(common)]["weighted_f1"].mean() * 100),
+            }
+            | asdict(effect)
+        )
+    out = pd.DataFrame(rows, columns=[c for c in EFFECT_COLUMNS if c != "p_holm"])
+    out["p_holm"] = holm(out["p_value"].tolist()) if len(out) else []
+    return out[EFFECT_COLUMNS]
+
+
+@dataclass
+class Analysis:
+    """Everything `aggregate` writes from a finished run's metrics and test predictions."""
+
+    results: pd.DataFrame
+    effects: pd.DataFrame
+    friedman: dict
+    summary: str
+
+
+def analyse(metric_files: list[str | Path], settings: BootstrapSettings) -> Analysis:
+    results = results_table(metric_files)
+    effects = effects_table(results, read_predictions(metric_files), settings)
+    return Analysis(results, effects, friedman_report(results), summary_markdown(results, effects))
+
+
+def write_analysis(analysis: Analysis, out_dir: str | Path) -> dict[str, Path]:
+    """results.csv, effects.csv, friedman.json and summary.md in `out_dir`; their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: out_dir / name for name in ("results.csv", "effects.csv", "friedman.json", "summary.md")}
+    analysis.results.to_csv(paths["results.csv"], index=False)
+    analysis.effects.to_csv(paths["effects.csv"], index=False)
+    paths["friedman.json"].write_text(json.dumps(analysis.friedman, indent=2), encoding="utf-8")
+    paths["summary.md"].write_text(analysis.summary, encoding="utf-8")
+    return paths
 
 
 def label_quality_row(
@@ -399,3 +627,29 @@ def reference_check(test_predictions: list[dict], synthetic_predictions: list[di
         "reference_ok": not problems,
         "reference_note": "; ".join(problems),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m ercsynth.stats RESULTS_DIR: the statistics of a finished run, again, without Snakemake."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ercsynth.stats",
+        description="Recompute results.csv, effects.csv, friedman.json and summary.md from a finished run's "
+        "results/ (its models/**/metrics.json and test_predictions.jsonl), with other bootstrap settings if asked.",
+    )
+    parser.add_argument("results_dir", type=Path, help="a run's results/ folder")
+    defaults = BootstrapSettings()
+    parser.add_argument("--resamples", type=int, default=defaults.resamples, help="bootstrap resamples")
+    parser.add_argument("--bootstrap-seed", type=int, default=defaults.seed, help="seeds the bootstrap")
+    parser.add_argument("--out", type=Path, help="where to write (default: RESULTS_DIR/stats)")
+    args = parser.parse_args(argv)
+    metric_files = sorted((args.results_dir / "models").glob("**/metrics.json"))
+    if not metric_files:
+        parser.error(f"{args.results_dir / 'models'}: no metrics.json below it (is it a run's results/ folder?)")
+    analysis = analyse(metric_files, BootstrapSettings(args.resamples, args.bootstrap_seed))
+    for path in write_analysis(analysis, args.out or args.results_dir / "stats").values():
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,8 +4,11 @@
 rule aggregate:
     input:
         metrics=all_runs(),
+        # The per-cell bootstrap resamples each run's test predictions (ercsynth.effects).
+        predictions=[m.replace("metrics.json", "test_predictions.jsonl") for m in all_runs()],
     output:
         csv=report("results/stats/results.csv", caption="report/results.rst", category="Results"),
+        effects=report("results/stats/effects.csv", caption="report/effects.rst", category="Results"),
         summary=report("results/stats/summary.md", caption="report/summary.rst", category="Results"),
         # Not "Statistics": the report has a section of that name (Snakemake's run statistics).
         friedman=report("results/stats/friedman.json", caption="report/friedman.rst", category="Statistical tests"),
@@ -41,6 +44,7 @@ rule aggregate:
         mem_mb=2000,
         runtime=10,
     params:
+        statistics=config["statistics"],
         code=script_code("aggregate.py"),
     script:
         "../workflow_scripts/aggregate.py"

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
 
 from ercsynth.dialogues import Dialogue, Utterance
 from ercsynth.metrics import classification_metrics, cohen_kappa, majority_floor
@@ -15,7 +16,9 @@ from ercsynth.stats import (
     nemenyi,
     reference_check,
     results_table,
+    smallest_p,
     summary_markdown,
+    treatments,
     wilcoxon_holm,
 )
 
@@ -65,13 +68,30 @@ def test_not_significant_has_no_posthoc():
     assert res["significant"] is False and "posthoc" not in res
 
 
-def test_too_few_blocks_is_reported_not_raised():
+def test_too_few_blocks_to_reach_significance_give_no_p_value():
     res = friedman(
         frame({"baseline": [0.5, 0.6], "natural": [0.4, 0.7], "balanced": [0.5, 0.5]}), ["benchmark", "seed"]
     )
-    assert res["result"] == "not enough blocks" and res["n_blocks"] == 2
+    assert res["result"] == "cannot reach significance" and res["n_blocks"] == 2 and "p_value" not in res
+    assert res["detail"].startswith("cannot reach p < 0.05 with 2 block(s) of 3 values")
+    assert res["smallest_possible_p"] == pytest.approx(np.exp(-2))
     one = friedman(frame({"baseline": [0.5] * 5}), ["benchmark", "seed"])
     assert one["result"] == "one value"
+    # Wilcoxon over 5 pairs can never go below 2 / 2^5 = 0.0625; over 6 it can.
+    five = friedman(frame({"baseline": [0.5] * 5, "natural": [0.6] * 5}), ["benchmark", "seed"])
+    assert five["result"] == "cannot reach significance" and five["smallest_possible_p"] == 0.0625
+    six = friedman(frame({"baseline": [0.5] * 6, "natural": [0.6, 0.7, 0.8, 0.9, 0.65, 0.75]}), ["benchmark", "seed"])
+    assert six["result"] == "tested" and six["p_value"] == pytest.approx(0.03125)
+
+
+def test_the_smallest_possible_p_is_what_scipy_gives_when_every_block_agrees():
+    for k in (3, 4, 5):
+        for n in range(2, 9):
+            agreeing = [np.arange(n) * 0 + c for c in range(k)]  # every block ranks the values alike
+            assert smallest_p(k, n) == pytest.approx(sps.friedmanchisquare(*agreeing).pvalue)
+    for n in range(1, 10):
+        assert smallest_p(2, n) == pytest.approx(sps.wilcoxon(np.arange(1, n + 1) * 0.1).pvalue)
+    assert smallest_p(3, 3) < 0.05 <= smallest_p(3, 2) and smallest_p(2, 6) < 0.05 <= smallest_p(2, 5)
 
 
 def test_two_values_get_the_paired_wilcoxon_test():
@@ -222,26 +242,109 @@ def test_blocks_drop_an_incomplete_block_and_average_repeats():
 
 
 def test_friedman_report_overall_values():
-    """Four blocks, natural always first and baseline always last: R = (12, 4, 8) for baseline,
-    natural, balanced; chi2 = 12 / (n k (k + 1)) * sum(R^2) - 3 n (k + 1) = 56 - 48 = 8, p = exp(-4)."""
+    """Four blocks (2 benchmarks x 2 classifiers; two seeds each, averaged), natural always first and
+    baseline always last: R = (12, 4, 8) for baseline, natural, balanced;
+    chi2 = 12 / (n k (k + 1)) * sum(R^2) - 3 n (k + 1) = 56 - 48 = 8, p = exp(-4)."""
     rows = []
     for bench in ("MELD", "EmoryNLP"):
-        for seed in (1, 2):
-            for cond, f1 in (("baseline", 0.40), ("natural", 0.50 + seed / 100), ("balanced", 0.45)):
-                rows.append(
-                    {"benchmark": bench, "classifier": "compm", "seed": seed, "condition": cond, "weighted_f1": f1}
-                )
-    overall = friedman_report(pd.DataFrame(rows))["overall"]
+        for clf in ("compm", "todkat"):
+            for seed in (1, 2):
+                for cond, f1 in (("baseline", 0.40), ("natural", 0.50 + seed / 100), ("balanced", 0.45)):
+                    rows.append(
+                        {"benchmark": bench, "classifier": clf, "seed": seed, "condition": cond, "weighted_f1": f1}
+                    )
+    report = friedman_report(pd.DataFrame(rows))
+    overall = report["overall"]
     assert overall["result"] == "tested" and overall["n_blocks"] == 4
     assert overall["statistic"] == pytest.approx(8.0) and overall["p_value"] == pytest.approx(np.exp(-4))
     assert overall["mean_ranks"] == {"baseline": 3.0, "natural": 1.0, "balanced": 2.0}
-    assert overall["significant"] is True
+    # the only test of the family that can reach significance: Holm leaves it as it is
+    assert overall["p_holm"] == overall["p_value"] and overall["significant"] is True
+    assert {r["result"] for r in report["per_classifier"].values()} == {"cannot reach significance"}
     # Nemenyi: |R_i - R_j| / sqrt(k (k + 1) / 6n) with q's studentized-range tail; Wilcoxon on 4 blocks: 2/16 x 3.
     nem = {(r["a"], r["b"]): r["p_value"] for r in overall["posthoc"]["nemenyi"]}
     assert nem[("baseline", "natural")] == pytest.approx(sps.studentized_range.sf(4.0, 3, np.inf))
     assert [(r["p_value"], r["p_holm"], r["significant"]) for r in overall["posthoc"]["wilcoxon_holm"]] == [
         (0.125, 0.375, False)
     ] * 3
+    assert "cannot reach p < 0.05 after Holm with 4 blocks" in overall["posthoc"]["wilcoxon_note"]
+
+
+def seeded_frame(seeds, classifiers, benchmarks=("MELD",), values=None, jitter=0.0) -> pd.DataFrame:
+    """benchmark x classifier x seed x (baseline, natural, balanced)."""
+    rng = np.random.default_rng(0)
+    values = values or {"baseline": 0.40, "natural": 0.45, "balanced": 0.43}
+    rows = [
+        {
+            "benchmark": b,
+            "classifier": c,
+            "seed": s,
+            "condition": cond,
+            "weighted_f1": v + i / 100 * (cond == "natural") + jitter * rng.standard_normal(),
+        }
+        for b in benchmarks
+        for i, c in enumerate(classifiers)
+        for s in seeds
+        for cond, v in values.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_the_overall_test_ranks_seed_averaged_benchmark_classifier_blocks():
+    df = seeded_frame((1, 2, 3), ("compm", "emoberta", "todkat"), jitter=0.02)
+    overall = friedman_report(df)["overall"]
+    wide = df.groupby(["classifier", "condition"])["weighted_f1"].mean().unstack()
+    stat, p = sps.friedmanchisquare(wide["baseline"], wide["natural"], wide["balanced"])
+    assert overall["n_blocks"] == 3 and overall["statistic"] == pytest.approx(stat)
+    assert overall["p_value"] == pytest.approx(p)
+
+
+def test_identical_seeds_are_one_problem_not_five():
+    """Five identical seeds of two classifiers on one benchmark: blocks with seeds (the old design)
+    make natural > balanced > baseline 'significant' from 10 blocks that say the same thing twice over;
+    there are two independent problems, and two blocks cannot reach p < 0.05."""
+    df = seeded_frame((1, 2, 3, 4, 5), ("compm", "todkat"))
+    old = friedman(df, ["benchmark", "classifier", "seed"])
+    assert old["n_blocks"] == 10 and old["significant"] is True and old["p_value"] < 0.001
+    report = friedman_report(df)
+    assert report["overall"]["n_blocks"] == 2 and report["overall"]["result"] == "cannot reach significance"
+    assert "p_value" not in report["overall"]
+
+
+def test_holm_adjusts_across_the_tests_of_the_report():
+    """Three benchmarks x two classifiers: the overall test (6 blocks) and each classifier's (3 blocks,
+    p = exp(-3) = 0.0498 raw) form one family; after Holm only the overall test is significant."""
+    df = seeded_frame((1, 2), ("compm", "todkat"), benchmarks=("MELD", "EmoryNLP", "IEMOCAP"))
+    report = friedman_report(df)
+    family = [report["overall"], report["per_classifier"]["compm"], report["per_classifier"]["todkat"]]
+    raw = [r["p_value"] for r in family]
+    assert raw[1] == pytest.approx(np.exp(-3)) and raw[1] < 0.05
+    assert [r["p_holm"] for r in family] == pytest.approx(list(multipletests(raw, method="holm")[1]))
+    assert [r["significant"] for r in family] == [True, False, False]
+    assert "posthoc" in family[0] and "posthoc" not in family[1]
+
+
+def test_a_baseline_enters_each_block_once():
+    """Two generators: each is a column of the block, beside the one baseline of its benchmark,
+    classifier and fraction (copying the baseline per generator counted it twice)."""
+    df = design_frame()
+    overall = friedman_report(df)["overall"]
+    assert overall["conditions"] == [
+        "baseline",
+        "gemma/balanced/n128",
+        "gemma/balanced/n32",
+        "smol/balanced/n128",
+        "smol/balanced/n32",
+    ]
+    assert overall["n_blocks"] == 2  # benchmark x classifier x real fraction
+    wide = _blocks(
+        df.assign(treatment=treatments(df)),
+        ["benchmark", "classifier", "real_fraction"],
+        overall["conditions"],
+        "treatment",
+    )
+    base = df[df["condition"] == "baseline"].groupby("real_fraction")["weighted_f1"].mean()
+    assert wide["baseline"].tolist() == pytest.approx(base.tolist())
 
 
 def test_results_table_summary_and_report(tmp_path):
@@ -262,6 +365,10 @@ def test_results_table_summary_and_report(tmp_path):
                 "encoder": "minilm",
                 "majority_floor_f1": 0.5,
                 "data": {"train": 3},
+                "generator": "",
+                "synthetic_size": "" if cond == "baseline" else "all",
+                "real_fraction": 1.0,
+                "run": cond,
             }
             p = tmp_path / f"{cond}{seed}.json"
             p.write_text(json.dumps(m))
@@ -277,7 +384,7 @@ def test_results_table_summary_and_report(tmp_path):
     far = summary_markdown(df.assign(majority_floor_f1=0.49))
     assert "Warning" not in far and "| 49.00 |" in far
     rep = friedman_report(df)
-    assert rep["per_classifier"]["compm"]["result"] == "not enough blocks"
+    assert rep["per_classifier"]["compm"]["result"] == "cannot reach significance"
 
 
 def test_the_majority_floor_predicts_the_train_splits_most_frequent_label_on_test():
@@ -352,15 +459,15 @@ def design_frame() -> pd.DataFrame:
 def test_each_axis_is_tested_with_the_other_factors_as_blocks():
     report = friedman_report(design_frame())["per_axis"]
     gen, size, frac = report["generator"], report["synthetic_size"], report["real_fraction"]
-    # generator: pre-trained runs only; blocks seed x size x fraction (x benchmark, classifier, condition)
-    assert gen["conditions"] == ["gemma", "smol"] and gen["n_blocks"] == 3 * 2 * 2
-    assert gen["test"].startswith("Wilcoxon") and gen["mean_ranks"] == {"gemma": 1.0, "smol": 2.0}
-    assert size["conditions"] == ["32", "128"] and size["n_blocks"] == 3 * 2 * 2
+    # generator: pre-trained runs only; blocks size x fraction (x benchmark, classifier, condition), seeds averaged
+    assert gen["conditions"] == ["gemma", "smol"] and gen["n_blocks"] == 2 * 2
+    assert size["conditions"] == ["32", "128"] and size["n_blocks"] == 2 * 2
     # real fraction: every run, the baseline too, each against itself at the other fraction
-    assert frac["conditions"] == ["0.1", "1.0"] and frac["n_blocks"] == 3 * (1 + 2 * 2)
-    assert frac["mean_ranks"] == {"0.1": 2.0, "1.0": 1.0}
-    # conditions compared at equal generator, size and fraction: 3 seeds x 2 x 2 x 2 blocks
-    assert friedman_report(design_frame())["overall"]["n_blocks"] == 3 * 2 * 2 * 2
+    assert frac["conditions"] == ["0.1", "1.0"] and frac["n_blocks"] == 1 + 2 * 2
+    # 4 or 5 pairs: the Wilcoxon signed-rank test cannot go below 0.0625, so none is reported as tested
+    assert {r["result"] for r in (gen, size, frac)} == {"cannot reach significance"}
+    wide = design_frame().query("condition != 'baseline'").groupby(["generator", "synthetic_size", "real_fraction"])
+    assert len(wide) == 8
 
 
 def test_the_summary_says_where_pre_training_stops_helping():
