@@ -12,6 +12,7 @@ config key.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 
 from ercsynth.dialogues import Dialogue, Utterance
 from ercsynth.labels import _BUILTIN, UnknownLabel, Vocabulary
+from ercsynth.textfiles import NotUtf8, read_utf8
 
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
 # tsv: speaker<TAB>utterance<TAB>label, blank line between dialogues; csv: one utterance a row,
@@ -357,10 +359,19 @@ def _label(vocab: Vocabulary, raw: Any, where: str) -> str:
         raise BenchmarkFormatError(f"{where}: {exc}; add it to the definition's labels or raw_labels") from None
 
 
+def _text(path: Path) -> str:
+    """The file's text (UTF-8, a byte-order mark dropped); another encoding is a format error naming
+    the file, line and column."""
+    try:
+        return read_utf8(path)
+    except NotUtf8 as exc:
+        raise BenchmarkFormatError(str(exc)) from None
+
+
 def load_csv(path: Path, vocab: Vocabulary, columns: dict[str, str]) -> list[Dialogue]:
     """One utterance a row; `columns` maps dialogue_id, turn (optional), speaker, text, label to headers."""
     # newline="" lets csv handle CRLF and newlines inside quoted utterances.
-    with path.open(encoding="utf-8", newline="") as fh:
+    with io.StringIO(_text(path), newline="") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
         wanted = [columns[c] for c in CSV_COLUMNS if c in columns]
@@ -412,7 +423,7 @@ def load_tsv(path: Path, vocab: Vocabulary) -> list[Dialogue]:
             dialogues.append(Dialogue(f"{stem}_{len(dialogues)}", list(current)))
             current.clear()
 
-    with path.open(encoding="utf-8", newline="") as fh:
+    with io.StringIO(_text(path), newline="") as fh:
         for lineno, line in enumerate(fh, start=1):
             line = line.rstrip("\r\n")
             if not line.strip():
@@ -432,7 +443,7 @@ def load_tsv(path: Path, vocab: Vocabulary) -> list[Dialogue]:
 def load_jsonl(path: Path, vocab: Vocabulary) -> list[Dialogue]:
     """One dialogue a line: {"dialogue_id", "utterances": [{"speaker", "text", "label"}, ...]}."""
     dialogues: list[Dialogue] = []
-    with path.open(encoding="utf-8") as fh:
+    with io.StringIO(_text(path)) as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -461,7 +472,7 @@ def load_emory_json(path: Path, vocab: Vocabulary | None = None) -> list[Dialogu
     """Official EmoryNLP JSON: season -> episodes -> scenes -> utterances."""
     vocab = vocab or Vocabulary.of("EmoryNLP")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_text(path))
     except json.JSONDecodeError as exc:
         raise BenchmarkFormatError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     dialogues: list[Dialogue] = []

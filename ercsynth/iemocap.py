@@ -29,6 +29,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ercsynth.textfiles import NotUtf8, read_utf8
+
 LABELS = ("neu", "fru", "ang", "sad", "exc", "hap")
 TEST_SESSION = 5
 DEV_SHARE = 0.1
@@ -51,14 +53,14 @@ class Line:
 
 
 def read_labels(path: Path) -> dict[str, str]:
-    return {m["id"]: m["label"] for m in map(EVALUATION.match, path.read_text(encoding="utf-8").splitlines()) if m}
+    return {m["id"]: m["label"] for m in map(EVALUATION.match, read_utf8(path).splitlines()) if m}
 
 
 def read_dialogue(transcript: Path, evaluation: Path) -> list[Line]:
     """One dialogue's labelled utterances, in order of start time."""
     labels = read_labels(evaluation)
     lines = []
-    for raw in transcript.read_text(encoding="utf-8", errors="replace").splitlines():
+    for raw in read_utf8(transcript).splitlines():
         m = TRANSCRIPT.match(raw.strip())
         if not m or labels.get(m["id"]) not in LABELS:
             continue  # a line without an utterance id (noise marks), or a label outside the six
@@ -136,11 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the dev draw when --dev-ids is not given")
     args = parser.parse_args(argv)
     ids = None
-    if args.dev_ids:
-        ids = [x.strip() for x in args.dev_ids.read_text(encoding="utf-8").splitlines() if x.strip()]
     try:
+        if args.dev_ids:
+            ids = [x.strip() for x in read_utf8(args.dev_ids).splitlines() if x.strip()]
         counts = convert(args.release, args.out, ids, args.seed)
-    except ReleaseError as exc:
+    except (ReleaseError, NotUtf8) as exc:
         print(f"ercsynth.iemocap: {exc}", file=sys.stderr)
         return 2
     for name, (dialogues, utterances) in counts.items():

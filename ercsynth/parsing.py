@@ -19,14 +19,13 @@ from scipy.spatial.distance import jensenshannon
 from ercsynth.dialogues import Dialogue, Utterance, repeated_lines, write_dialogues
 from ercsynth.labels import Vocabulary, vocabulary
 
-# "Name | utterance | 3", tolerating list numbering, bold markers, "(3)" and "3 = joy"/"joy".
+# "Name | utterance | 3", tolerating list numbering and bold markers; the label field is read by LABEL_TEXT.
 LINE = re.compile(
-    r"^\s*(?:[-*]\s+|\d+[.)]\s+)?\**(?P<speaker>[^|]*?)\**\s*\|\s*(?P<text>.*?)\s*\|\s*"
-    r"\(?\s*(?P<label>[^|()]*?)\s*\)?\s*\.?\s*$"
+    r"^\s*(?:[-*]\s+|\d+[.)]\s+)?\**(?P<speaker>[^|]*?)\**\s*\|\s*(?P<text>.*?)\s*\|\s*(?P<label>[^|]*?)\s*$"
 )
 # The frequent near-miss "Name: utterance | 3".
 COLON_LINE = re.compile(
-    r"^\s*(?:[-*]\s+|\d+[.)]\s+)?\**(?P<speaker>[^|:]{1,60}?)\**\s*:\s*(?P<text>[^|]*?)\s*\|\s*\(?\s*(?P<label>[^|()]*?)\s*\)?\s*\.?\s*$"
+    r"^\s*(?:[-*]\s+|\d+[.)]\s+)?\**(?P<speaker>[^|:]{1,60}?)\**\s*:\s*(?P<text>[^|]*?)\s*\|\s*(?P<label>[^|]*?)\s*$"
 )
 # Forms instruction-tuned models write: "Name: text [3]", "**Name**: text (3)",
 # "- Name: text (emotion: 3)", numbered "2. Name: text (joy)". The label is the bracket at the end.
@@ -35,7 +34,22 @@ BRACKET_LINE = re.compile(
     r"[\[(]\s*(?P<named>(?:emotion|label|symbol)\s*[:=]\s*)?(?P<label>[^\[\]()|]*?)\s*[\])]\s*\.?\s*$",
     re.IGNORECASE,
 )
-SYMBOL = re.compile(r"^(?P<num>[+-]?\d+)(?:\s*(?:=|:|-)\s*[A-Za-z]+)?$")
+# A line that reads as an utterance but carries no label: "Name: text", "Name | text" (a speaker
+# of one to four words, starting with a letter).
+UNLABELLED = re.compile(
+    r"^\s*(?:[-*\u2022]\s+|\d+[.)]\s+)?\**(?P<speaker>[A-Za-z][\w'.-]*(?: [\w'.-]+){0,3})\**\s*[:|]\s*\**\s*\S"
+)
+NUM = r"[+-]?\d+"
+WORD = r"[A-Za-z][A-Za-z_'-]*(?: [A-Za-z_'-]+)*"
+# What a label field may hold: a symbol, a label name, or both when they agree, as models write
+# them: "3", "(3)", "[3]", "3.", "3 = joy", "3: joy", "3 - joy", "3 (joy)", "joy", "joy (3)", "joy: 3".
+LABEL_TEXT = re.compile(
+    rf"""^[\[(]?\s*(?:
+        (?P<n1>{NUM})\s*(?:(?:=|:|-)\s*(?P<w1>{WORD})|\(\s*(?P<w2>{WORD})\s*\))?
+      | (?P<w3>{WORD})\s*(?:\(\s*(?P<n2>{NUM})\s*\)|(?:=|:)\s*(?P<n3>{NUM}))?
+    )\s*[\])]?\s*\.?$""",
+    re.VERBOSE,
+)
 
 REASONS = (
     "backend_error",
@@ -44,7 +58,10 @@ REASONS = (
     "binary_or_non_utf8",
     "no_parsable_lines",
     "label_out_of_vocabulary",
+    "label_conflict",
     "missing_speaker_or_text",
+    "unlabelled_line",
+    "unknown_speaker",
     "too_few_utterances",
     "single_speaker",
     "repetitive",
@@ -62,13 +79,29 @@ class ParseResult:
 
 
 def _label(raw: str, vocab: Vocabulary) -> str | None:
-    """A numeric symbol (optionally '3 = joy') or the label name itself; None if outside."""
-    raw = raw.strip().strip("*").strip()
-    m = SYMBOL.match(raw)
-    if m:
-        num = int(m.group("num"))
-        return vocab.labels[num - 1] if 1 <= num <= len(vocab) else None
-    return raw.lower() if raw.lower() in vocab.labels else None
+    """The label of a label field; None if it is outside the vocabulary or contradicts itself."""
+    return read_label(raw, vocab)[0]
+
+
+def read_label(raw: str, vocab: Vocabulary) -> tuple[str | None, str | None]:
+    """(label, problem) of a label field: a numeric symbol, the label's name, or both when they
+    agree (LABEL_TEXT lists the forms). problem: label_out_of_vocabulary (a symbol out of range, a
+    name outside the labels, no label form at all) or label_conflict (`4 = joy`: a symbol whose
+    attached name is another label's). A name that is no label beside a symbol is ignored."""
+    m = LABEL_TEXT.match(raw.strip().strip("*").strip())
+    if not m:
+        return None, "label_out_of_vocabulary"
+    num = m["n1"] or m["n2"] or m["n3"]
+    word = (m["w1"] or m["w2"] or m["w3"] or "").lower()
+    if num is None:
+        return (word, None) if word in vocab.labels else (None, "label_out_of_vocabulary")
+    n = int(num)
+    if not 1 <= n <= len(vocab):
+        return None, "label_out_of_vocabulary"
+    label = vocab.labels[n - 1]
+    if word in vocab.labels and word != label:
+        return None, "label_conflict"
+    return label, None
 
 
 def _looks_binary(text: str) -> bool:
@@ -76,6 +109,11 @@ def _looks_binary(text: str) -> bool:
         return True
     controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\n\r\t")
     return controls > 0
+
+
+def _has_symbol(raw: str) -> bool:
+    m = LABEL_TEXT.match(raw.strip().strip("*").strip())
+    return bool(m and (m["n1"] or m["n2"] or m["n3"]))
 
 
 def parse_completion(
@@ -87,7 +125,11 @@ def parse_completion(
     max_chars: int = 20000,
     error: str | None = None,
     max_repeated_share: float = 1.0,
+    speakers: tuple[str, ...] | None = None,
 ) -> ParseResult:
+    """One attempt's completion as a dialogue, or the reason it is rejected (REASONS, in the order
+    they are checked). `speakers`: the attempt's own speakers, where its record names them; a line
+    by anyone else is then `unknown_speaker`."""
     if error:
         return ParseResult(None, "backend_error")
     if not isinstance(text, str) or not text.strip():
@@ -101,9 +143,10 @@ def parse_completion(
     # A completion cut by the token budget ends without a newline: its last line may be torn.
     last_index = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
     utterances: list[Utterance] = []
-    bad_label = missing = False
+    problems: set[str] = set()
     dropped = False
     skipped = 0
+    hole = False  # an unlabelled utterance-like line after an utterance: a hole if another follows
     for i, line in enumerate(lines):
         if not line.strip():
             continue
@@ -111,34 +154,44 @@ def parse_completion(
         if not m:
             b = BRACKET_LINE.match(line)
             # A bracket that is neither a symbol nor a label, nor marked "emotion:", is a stage
-            # direction such as "(laughs)": the line carries no label and is skipped.
-            if b and (b.group("named") or SYMBOL.match(b.group("label")) or _label(b.group("label"), vocab)):
+            # direction such as "(laughs)": the line carries no label.
+            if b and (b.group("named") or _has_symbol(b.group("label")) or _label(b.group("label"), vocab)):
                 m = b
         if not m:
             if i == last_index and utterances:
                 dropped = True
             else:
+                hole = hole or bool(utterances and UNLABELLED.match(line))
                 skipped += 1
             continue
-        label = _label(m.group("label"), vocab)
-        speaker, utt = m.group("speaker").strip(), m.group("text").strip()
-        if label is None:
-            if i == last_index and utterances and not m.group("label").strip():
+        speaker, utt, raw = m.group("speaker").strip(), m.group("text").strip(), m.group("label").strip()
+        if not raw:
+            if i == last_index and utterances:
                 dropped = True  # "Name | text |" torn before its label
-                continue
-            bad_label = True
+            else:
+                hole = hole or bool(utterances)
+                skipped += 1
+            continue
+        label, problem = read_label(raw, vocab)
+        if problem:
+            problems.add(problem)
             continue
         if not speaker or not utt:
-            missing = True
+            problems.add("missing_speaker_or_text")
             continue
+        if hole:
+            # "Ben | How are you? | 1 / Ben: what's up / Anna | Fine. | 2": the middle line is lost
+            # and Anna's reply answers a line the dialogue no longer has.
+            problems.add("unlabelled_line")
         utterances.append(Utterance(speaker, utt, label))
 
-    if not utterances and not bad_label and not missing:
+    if not utterances and not problems:
         return ParseResult(None, "no_parsable_lines", dropped, skipped)
-    if bad_label:
-        return ParseResult(None, "label_out_of_vocabulary", dropped, skipped)
-    if missing:
-        return ParseResult(None, "missing_speaker_or_text", dropped, skipped)
+    for reason in ("label_out_of_vocabulary", "label_conflict", "missing_speaker_or_text", "unlabelled_line"):
+        if reason in problems:
+            return ParseResult(None, reason, dropped, skipped)
+    if speakers and any(u.speaker.lower() not in {s.lower() for s in speakers} for u in utterances):
+        return ParseResult(None, "unknown_speaker", dropped, skipped)
     if len(utterances) < min_utterances:
         return ParseResult(None, "too_few_utterances", dropped, skipped)
     if len({u.speaker.lower() for u in utterances}) < 2:
@@ -207,6 +260,14 @@ def check_yield(report: dict, min_valid: float, dataset: str) -> dict:
     )
 
 
+def record_speakers(rec: dict) -> tuple[str, ...] | None:
+    """The speakers an attempt asked for (every record ercsynth writes has them in its spec); None
+    for records without them, such as files imported from elsewhere."""
+    spec = rec.get("spec")
+    names = spec.get("speakers") if isinstance(spec, dict) else None
+    return tuple(str(n) for n in names) if isinstance(names, list | tuple) and names else None
+
+
 def parse_records(
     records: Iterable[dict],
     benchmark: str,
@@ -243,6 +304,7 @@ def parse_records(
             max_chars,
             rec.get("error"),
             max_repeated_share,
+            record_speakers(rec),
         )
         report.truncated_lines_dropped += int(res.dropped_truncated_line)
         report.skipped_lines += res.skipped_lines

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ercsynth.dialogues import Dialogue
 from ercsynth.labels import Vocabulary
+from ercsynth.textfiles import NotUtf8, read_utf8
 
 TEMPLATE_FIELDS = ("legend", "scene", "topic", "speakers", "turns", "constraint", "examples")
 HEADER = "### Conversation"
@@ -67,7 +68,10 @@ class Templates:
         planned_constraint: str | Path | None = None,
     ) -> Templates:
         paths = [completion, chat, balanced_constraint] + ([planned_constraint] if planned_constraint else [])
-        loaded = cls(*(Path(p).read_text(encoding="utf-8") for p in paths))
+        try:
+            loaded = cls(*(read_utf8(p) for p in paths))
+        except NotUtf8 as exc:
+            raise TemplateError(str(exc)) from None
         for name, path in (("completion", completion), ("chat", chat)):
             _check_fields(getattr(loaded, name), path)
         _check_fields(loaded.balanced_constraint, balanced_constraint, ("target", "target_symbol"))

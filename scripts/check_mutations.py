@@ -22,7 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-COPIED = ("ercsynth", "workflow_scripts", "rules", "tests", "prompts", "Snakefile", "config.yaml", "pyproject.toml")
+COPIED = (
+    "ercsynth",
+    "workflow_scripts",
+    "rules",
+    "tests",
+    "prompts",
+    "scripts",
+    "Snakefile",
+    "config.yaml",
+    "pyproject.toml",
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,13 @@ class Mutation:
 
 
 MUTATIONS = (
+    Mutation(
+        "slurm-restart-drops-link",
+        "scripts/start_slurm.sh",
+        "    stop_daemons\n  fi\n  start_daemons",
+        "    stop_daemons\n    remove_link\n  fi\n  start_daemons",
+        ("tests/test_start_slurm.py",),
+    ),
     Mutation(
         "sizes-drawn-independently",
         "ercsynth/design.py",
@@ -97,6 +114,62 @@ MUTATIONS = (
         '"significant": adjusted[i] < ALPHA',
         '"significant": raw[i] < ALPHA',
         ("tests/test_stats.py",),
+    ),
+    Mutation(
+        "blocks-with-seeds",
+        "ercsynth/stats.py",
+        '"overall": friedman(df, ["benchmark", "classifier", "real_fraction"], columns, column="treatment"),',
+        '"overall": friedman(df, ["benchmark", "classifier", "real_fraction", "seed"], columns, column="treatment"),',
+        ("tests/test_stats.py",),
+    ),
+    Mutation(
+        "unreachable-p-reported",
+        "ercsynth/stats.py",
+        "    if floor >= ALPHA:\n",
+        "    if len(wide) < 3:\n",
+        ("tests/test_stats.py",),
+    ),
+    Mutation(
+        "family-holm-left-out",
+        "ercsynth/stats.py",
+        'for r, adjusted in zip(tested, holm([r["p_value"] for r in tested]), strict=True):',
+        'for r, adjusted in zip(tested, [r["p_value"] for r in tested], strict=True):',
+        ("tests/test_stats.py",),
+    ),
+    Mutation(
+        "bootstrap-utterances",
+        "ercsynth/effects.py",
+        'return str(row["dialogue_id"])',
+        "return f\"{row['dialogue_id']}/{row['index']}\"",
+        ("tests/test_effects.py::test_the_unit_resampled_is_the_dialogue_not_the_utterance",),
+    ),
+    Mutation(
+        "unlabelled-line-accepted",
+        "ercsynth/parsing.py",
+        '            problems.add("unlabelled_line")',
+        "            pass",
+        ("tests/test_parsing.py::test_an_unlabelled_line_between_utterances_rejects_the_dialogue",),
+    ),
+    Mutation(
+        "label-conflict-accepted",
+        "ercsynth/parsing.py",
+        "if word in vocab.labels and word != label:",
+        "if False:",
+        ("tests/test_parsing.py::test_a_symbol_that_contradicts_its_own_name_is_a_conflict",),
+    ),
+    Mutation(
+        "record-speakers-ignored",
+        "ercsynth/parsing.py",
+        "            record_speakers(rec),\n",
+        "            None,\n",
+        ("tests/test_parsing.py::test_records_name_their_speakers_and_parsing_holds_them_to_it",),
+    ),
+    Mutation(
+        "byte-order-mark-kept",
+        "ercsynth/textfiles.py",
+        "        data = data[len(codecs.BOM_UTF8) :]",
+        "        pass",
+        ("tests/test_benchmarks.py::test_a_utf8_byte_order_mark_is_accepted",),
     ),
     Mutation(
         "symbol-zero",
@@ -233,7 +306,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=[m.name for m in MUTATIONS], help="run one mutation")
     parser.add_argument("--keep", action="store_true", help="keep the mutated copies (their paths are printed)")
+    parser.add_argument("--list", action="store_true", help="print the mutations' names and exit")
     args = parser.parse_args()
+    if args.list:
+        print("\n".join(m.name for m in MUTATIONS))
+        return 0
     survivors = 0
     for mutation in MUTATIONS:
         if args.only and mutation.name != args.only:

@@ -109,3 +109,62 @@ def test_emory_json_not_the_layout(tmp_path):
 def test_missing_iemocap_says_how_to_obtain(tmp_path):
     with pytest.raises(BenchmarkMissing, match="never downloaded"):
         load_split(tmp_path, "IEMOCAP", "train")
+
+
+# --------------------------------------------------------------------------- encodings
+MELD_HEADER = "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID\r\n"
+
+
+def test_a_file_in_another_encoding_names_file_line_and_column(tmp_path):
+    """A corpus exported from a spreadsheet as Windows-1252: the first byte that is not UTF-8."""
+    from ercsynth.benchmarks import load_meld_csv
+
+    bad = tmp_path / "train_sent_emo.csv"
+    bad.write_bytes(
+        (MELD_HEADER + "1,Hi.,Joey,joy,positive,0,0\r\n2,Caf\u00e9 \u2013 now?,Ross,neutral,neutral,0,1\r\n").encode(
+            "cp1252"
+        )
+    )
+    with pytest.raises(
+        BenchmarkFormatError,
+        match=rf"^{bad}:3: not UTF-8 \(byte 0xe9 at column 6\); re-save the file as UTF-8$",
+    ):
+        load_meld_csv(bad)
+    tsv = tmp_path / "emorynlp_dev.txt"
+    tsv.write_bytes("Ross\tHi.\tNeutral\nRachel\tSch\u00f6n.\tJoyful\n".encode("latin-1"))
+    with pytest.raises(BenchmarkFormatError, match=r"emorynlp_dev.txt:2: not UTF-8 \(byte 0xf6 at column 11\)"):
+        load_tsv(tsv, Vocabulary.of("EmoryNLP"))
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
+    from ercsynth.benchmarks import load_meld_csv
+
+    bom = tmp_path / "dev_sent_emo.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + (MELD_HEADER + "1,Caf\u00e9?,Joey,joy,positive,0,0\r\n").encode("utf-8"))
+    (d,) = load_meld_csv(bom)
+    assert [(u.speaker, u.text, u.label) for u in d.utterances] == [("Joey", "Caf\u00e9?", "joy")]
+    tsv = tmp_path / "emorynlp_dev.txt"
+    tsv.write_bytes(b"\xef\xbb\xbfRoss\tHi.\tNeutral\n")
+    (d,) = load_tsv(tsv, Vocabulary.of("EmoryNLP"))
+    assert d.utterances[0].speaker == "Ross"  # with the mark left in: '\ufeffRoss'
+
+
+@pytest.mark.workflow
+def test_prepare_benchmark_stops_on_a_file_in_another_encoding_without_a_traceback(tmp_path):
+    import shutil
+
+    from conftest import snakemake
+
+    bench = tmp_path / "bench"
+    shutil.copytree(BENCH / "MELD", bench / "MELD")
+    path = bench / "MELD" / "dev_sent_emo.csv"
+    lines = path.read_bytes().split(b"\n")
+    lines[5] = lines[5].replace(b",", b" caf\xe9,", 1)  # one Windows-1252 byte on line 6
+    path.write_bytes(b"\n".join(lines))
+    column = lines[5].index(b"\xe9") + 1
+    target = "results/benchmarks/MELD/dev.jsonl"
+    proc = snakemake(tmp_path, target, check=False, bench=bench, extra_config=["benchmarks=[MELD]"])
+    message = f"{path}:6: not UTF-8 (byte 0xe9 at column {column}); re-save the file as UTF-8"
+    assert proc.returncode != 0 and message in proc.stderr
+    log = (tmp_path / "results" / "logs" / "prepare_benchmark" / "MELD_dev.log").read_text()
+    assert message in log and "Traceback" not in log + proc.stderr

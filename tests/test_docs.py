@@ -96,3 +96,12 @@ def test_the_configuration_page_is_current_and_names_every_key():
     keys = schema_keys(load_schema(REPO / "rules" / "schemas" / "config.schema.yaml"))
     assert keys and [k for k in keys if f"| `{k}` |" not in page] == []
     assert {k for k, _, _ in config_reference(REPO / "config.yaml")} == set(keys)
+
+
+def test_every_parse_rejection_reason_is_in_the_generation_docs():
+    from ercsynth.parsing import REASONS
+
+    page = (REPO / "docs" / "generation.md").read_text()
+    table = page.split("<!-- parse reasons: start -->", 1)[1].split("<!-- parse reasons: end -->", 1)[0]
+    listed = [line.split("`")[1] for line in table.splitlines() if line.startswith("| `")]
+    assert listed == list(REASONS)

@@ -103,3 +103,16 @@ def test_the_command_line(release, tmp_path):
         text=True,
     )
     assert proc.returncode == 2 and "ercsynth.iemocap: " in proc.stderr and "IEMOCAP_full_release" in proc.stderr
+
+
+def test_a_release_file_in_another_encoding_stops_with_its_line(release, tmp_path):
+    transcript = release / "Session2" / "dialog" / "transcriptions" / "Ses02F_impro01.txt"
+    lines = transcript.read_bytes().split(b"\n")
+    lines[1] = lines[1] + " na\u00efve".encode("latin-1")
+    transcript.write_bytes(b"\n".join(lines))
+    assert main([str(release), str(tmp_path / "out")]) == 2
+    proc = subprocess.run(
+        [sys.executable, "-m", "ercsynth.iemocap", str(release), str(tmp_path / "o")], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and f"{transcript}:2: not UTF-8 (byte 0xef at column" in proc.stderr
+    assert "Traceback" not in proc.stderr

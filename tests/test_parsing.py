@@ -296,3 +296,58 @@ def test_the_hard_stop_names_dataset_counts_reasons_and_the_setting():
     empty = {"attempted": 4, "valid": 0, "rejected": {"too_short": 4}}
     with pytest.raises(TooFewValid, match="0 of 4 .* fewer than the 1 .*rejections: too_short 4"):
         check_yield(empty, 0.0, "X/natural")
+
+
+# --------------------------------------------------------------------------- what parsing must not trust
+def test_an_unlabelled_line_between_utterances_rejects_the_dialogue():
+    """A hole in the middle: Anna's reply would answer a line the dialogue no longer has."""
+    text = (
+        "Ben | How are you? | 1\nBen: what's up with you lately\nAnna | Fine. | 2\nBen | Good. | 1\nAnna | Yes. | 1\n"
+    )
+    assert parse(text).reason == "unlabelled_line"
+    assert parse(text.replace("Ben: what's up with you lately", "Ben | what's up with you lately")).reason == (
+        "unlabelled_line"
+    )
+    assert parse(text.replace("Ben: what's up with you lately", "Ben | what's up with you lately |")).reason == (
+        "unlabelled_line"
+    )
+    # A torn last line keeps today's handling: dropped, the rest kept.
+    res = parse(GOOD + "Ann: and then I")
+    assert res.reason is None and res.dropped_truncated_line
+    # A line that reads as no utterance (a scene note before the dialogue) is skipped.
+    assert parse("The scene opens.\n" + GOOD).reason is None
+
+
+def test_a_symbol_that_contradicts_its_own_name_is_a_conflict():
+    for form in ("4 = joy", "2 (anger)", "joy (4)", "4: joy"):
+        assert parse(GOOD + f"Ben | I hate this! | {form}\n").reason == "label_conflict", form
+    # agreeing symbol and name, and a name that is no label beside a symbol, are accepted
+    assert parse(GOOD + "Ben | I hate this! | 4 = anger\n").reason is None
+    assert parse(GOOD + "Ben | I hate this! | 4 = furious\n").dialogue.utterances[-1].label == "anger"
+
+
+def test_a_speaker_the_attempt_did_not_ask_for_is_refused():
+    text = "Narrator | The scene opens on a rainy day. | 1\n" + GOOD
+    assert parse(text, speakers=("Ann", "Bo")).reason == "unknown_speaker"
+    assert parse(GOOD, speakers=("ann", "BO")).reason is None  # case is not a new speaker
+    assert parse(text).reason is None  # no speakers on record (imported files): today's behaviour
+
+
+@pytest.mark.parametrize(
+    ("form", "label"),
+    [("1 (neutral)", "neutral"), ("neutral (1)", "neutral"), ("1 = neutral", "neutral"), ("[1]", "neutral")],
+)
+def test_the_forms_instruction_models_write_are_accepted(form, label):
+    text = "".join(
+        f"{n} | {t} | {form}\n" for n, t in (("Anna", "Hi there."), ("Ben", "Hello."), ("Anna", "So."), ("Ben", "Ok."))
+    )
+    res = parse(text)
+    assert res.reason is None, res
+    assert [u.label for u in res.dialogue.utterances] == [label] * 4
+    assert [u.text for u in res.dialogue.utterances] == ["Hi there.", "Hello.", "So.", "Ok."]
+
+
+def test_records_name_their_speakers_and_parsing_holds_them_to_it():
+    rec = {"attempt_id": "a", "completion": "Narrator | Rain. | 1\n" + GOOD, "spec": {"speakers": ["Ann", "Bo"]}}
+    _, report = parse_records([rec, rec | {"spec": {}}], "MELD", "natural")
+    assert report.rejected["unknown_speaker"] == 1 and report.valid == 1

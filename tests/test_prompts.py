@@ -77,3 +77,15 @@ def test_a_torn_last_record_is_cut_from_a_partial_shard(tmp_path):
     assert list(read_finished(partial)) == ["a0", "a1"]
     assert partial.read_text() == "".join(whole)  # the torn bytes are gone, so appending stays valid JSONL
     assert list(read_finished(partial)) == ["a0", "a1"]
+
+
+def test_a_template_in_another_encoding_names_file_and_line(tmp_path):
+    bad = tmp_path / "chat.txt"
+    bad.write_bytes("Write a dialogue.\nIn a caf\u00e9 with {legend}\n".encode("latin-1"))
+    good = REPO / "prompts"
+    with pytest.raises(TemplateError, match=r"chat.txt:2: not UTF-8 \(byte 0xe9 at column 9\)"):
+        Templates.load(good / "completion.txt", bad, good / "balanced_constraint.txt")
+    bad.write_bytes(b"\xef\xbb\xbf" + good.joinpath("chat.txt").read_bytes())  # a byte-order mark is fine
+    assert Templates.load(good / "completion.txt", bad, good / "balanced_constraint.txt").chat.startswith(
+        good.joinpath("chat.txt").read_text(encoding="utf-8")[:10]
+    )

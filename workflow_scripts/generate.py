@@ -2,19 +2,22 @@
 
 import time
 
-from _job import start
+from _job import fail, start
 
 from ercsynth.backends import make_backend
 from ercsynth.dialogues import read_dialogues
 from ercsynth.generation import GenerationSettings, plan_shard, run_shard
-from ercsynth.prompts import Templates
+from ercsynth.prompts import TemplateError, Templates
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm)
 gen = GenerationSettings.from_params(sm.params.settings)
 pool = read_dialogues(sm.input.examples) if gen.prompt_style == "completion" else None
 plan = plan_shard(sm.wildcards.benchmark, sm.params.distribution, int(sm.wildcards.shard), gen, pool)
-templates = Templates.load(*sm.input.prompts)
+try:
+    templates = Templates.load(*sm.input.prompts)
+except TemplateError as exc:
+    fail(log, f"generate {sm.wildcards.benchmark}", exc)
 t0 = time.perf_counter()
 backend = make_backend(gen, sm.params.model or None, threads=sm.threads)
 log.info("backend %s, model %s loaded in %.1f s", backend.name, backend.model, time.perf_counter() - t0)
