@@ -492,7 +492,7 @@ class Trainer:
             history, best = state["history"], state["best"]
             seen, seconds = state["utterances_seen"], state["train_seconds"]
             first = state["epoch"] + 1
-            log.info("resuming %s after epoch %d", phase, state["epoch"])
+            log.info("resuming %s from epoch %d (its last complete epoch)", phase, state["epoch"])
         for epoch in range(first, epochs + 1):
             rng = random.Random(self.seed * 1000 + epoch + (500 if phase == "pretrain" else 0))
             loss, n, wall = self._epoch(data, opt, sched, rng, f"{phase} {epoch}/{epochs}")

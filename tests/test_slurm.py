@@ -4,11 +4,13 @@ that single target alone."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,14 @@ def slurm_snakemake(
         "-k",
         "30",
         str(timeout),
+        *slurm_command(workdir, *args, config=config, test_resources=test_resources),
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
+
+
+def slurm_command(workdir: Path, *args: str, config: tuple[str, ...] = (), test_resources: bool = True) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -70,6 +80,9 @@ def slurm_snakemake(
         "squeue",
         "--slurm-init-seconds-before-status-checks",
         "1",
+        # A finished or failed job is seen within 3 s (the plugin's own pace is about 40 s).
+        "--seconds-between-status-checks",
+        "3",
         "--latency-wait",
         "5",
         *args,
@@ -79,8 +92,6 @@ def slurm_snakemake(
         f"benchmarks_dir={BENCH}",
         *config,
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
 
 
 def sbatch_calls(out: str) -> list[str]:
@@ -111,7 +122,8 @@ def test_workflow_on_slurm_then_fail_and_rerun_one_target(cluster, tmp_path):
     synthetic = tmp_path / "results/generated/MELD/natural/dialogues.jsonl"
     good = synthetic.read_bytes()
     synthetic.write_bytes(good + b'{"dialogue_id": "broken", "utterances": [{"speaker": "A"}]}\n')
-    failed = slurm_snakemake(tmp_path, TARGET)
+    # A failure that no resubmission mends: the profile's retries are left out here to keep it short.
+    failed = slurm_snakemake(tmp_path, TARGET, "--retries", "0")
     out = failed.stdout + failed.stderr
     assert failed.returncode != 0
     assert "Error in rule pretrain" in out and re.search(r"SLURM-job '\d+' failed", out), out[-3000:]
@@ -215,3 +227,116 @@ def test_gpu_jobs_reach_sbatch_with_gpus_and_cpu_jobs_without(cluster, tmp_path)
     assert " -p cpu " in calls["prepare_benchmark"] + " " and " -p gpu " in calls["generate"] + " "
     assert re.search(r" --gpus=1 ", calls["generate"]) and "--cpus-per-task=8" in calls["generate"]
     assert proc.returncode != 0 and "Invalid generic resource (gres) specification" in out
+
+
+# --------------------------------------------------------------------------- jobs that die come back
+TARGET_FT = "results/models/MELD/emoberta/baseline/seed1/metrics.json"
+TIMING = ("train_seconds", "utterances_per_second", "seconds")
+
+
+def resume_config(epochs: int, train: int) -> tuple[str, ...]:
+    """A baseline fine-tuning long enough to be interrupted between its epochs (10-30 s each here)."""
+    return (
+        f"training={{recipe: {{epochs: {epochs}}}, max_dialogues: {{train: {train}, dev: 4, test: 6, synthetic: null}}}}",
+    )
+
+
+def local_command(workdir: Path, *args: str, config: tuple[str, ...]) -> list[str]:
+    """The same target run here, without SLURM."""
+    cmd = [sys.executable, "-m", "snakemake", "-d", str(workdir), "--cores", "2", TARGET_FT, *args]
+    return cmd + ["--configfile", str(CONFIG), "--config", f"benchmarks_dir={BENCH}", *config]
+
+
+def start_run(workdir: Path, cmd: list[str]) -> tuple[subprocess.Popen, Path]:
+    """`cmd` in the background, from the repository root; its console goes to a file in `workdir`."""
+    console = workdir / "console.txt"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with console.open("w") as fh:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, text=True, env=env)
+    return proc, console
+
+
+def finetune_log(workdir: Path) -> str:
+    return (workdir / "results/logs/finetune/MELD_emoberta_baseline_seed1.log").read_text()
+
+
+def test_a_cancelled_and_a_timed_out_job_come_back_through_the_profile_and_resume(cluster, tmp_path):
+    """No flag beyond the profile: its retries resubmit a fine-tuning job scancelled after an epoch
+    (an administrator, a preemption, a lost node), and one killed at its time limit, which comes back
+    with the larger limit of its next attempt; each resumes from its last complete epoch and each run
+    ends with exit 0. The cancelled job's metrics equal an uninterrupted run's to the last digit."""
+    # What the fine-tuning job needs (the prepared splits, the hard stop on the synthetic data),
+    # made once here and copied into each run's folder, so that SLURM runs the fine-tuning jobs alone.
+    one_thread = ("--set-threads", "finetune=1")
+    small, long = resume_config(2, 12), resume_config(8, 10)
+    prepared = tmp_path / "prepared"
+    proc = subprocess.run(
+        local_command(prepared, "--omit-from", "finetune", config=small),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for name in ("cancelled", "timed_out", "whole"):
+        shutil.copytree(prepared, tmp_path / name, symlinks=True)
+    # Two runs side by side on the 2-CPU test cluster, one thread each, and the same job here,
+    # never interrupted, as the reference.
+    slurm_run = ("timeout", "-s", "INT", "-k", "30", "600")
+    cancelled, cancelled_out = start_run(
+        tmp_path / "cancelled",
+        [*slurm_run, *slurm_command(tmp_path / "cancelled", TARGET_FT, *one_thread, config=small)],
+    )
+    # The profile's runtimes grow with the attempt (slurm/config.yaml); here 1 minute, then 3.
+    limit = ("--set-resources", "finetune:runtime=2 * attempt - 1")
+    timed, timed_out = start_run(
+        tmp_path / "timed_out",
+        [*slurm_run, *slurm_command(tmp_path / "timed_out", TARGET_FT, *one_thread, *limit, config=long)],
+    )
+    whole, whole_out = start_run(tmp_path / "whole", local_command(tmp_path / "whole", *one_thread, config=small))
+    checkpoint = tmp_path / "cancelled" / TARGET_FT.replace("metrics.json", "checkpoint/finetune/last.pt")
+    deadline = time.time() + 400
+    while not checkpoint.exists():
+        assert cancelled.poll() is None and time.time() < deadline, cancelled_out.read_text()[-4000:]
+        time.sleep(0.1)
+    # The run's one fine-tuning job so far (the plugin prints each job id it submits).
+    sbatched = [c for c in sbatch_calls(cancelled_out.read_text()) if "rule_finetune" in c]
+    assert len(sbatched) == 1, sbatched
+    job_ids = re.findall(r"has been submitted with SLURM jobid (\d+)", cancelled_out.read_text())
+    subprocess.run(["scancel", job_ids[-1]], check=True)
+    assert cancelled.wait(timeout=600) == 0, cancelled_out.read_text()[-6000:]
+    assert timed.wait(timeout=600) == 0, timed_out.read_text()[-6000:]
+
+    out = cancelled_out.read_text()
+    assert len([c for c in sbatch_calls(out) if "rule_finetune" in c]) == 2
+    assert "SLURM status is: 'CANCELLED'" in out
+    assert re.search(
+        r"resuming finetune from epoch 1 \(its last complete epoch\)", finetune_log(tmp_path / "cancelled")
+    )
+    out = timed_out.read_text()
+    limits = [re.search(r" -t (\d+)", c).group(1) for c in sbatch_calls(out) if "rule_finetune" in c]
+    assert limits == ["1", "3"] and "SLURM status is: 'TIMEOUT'" in out
+    assert re.search(
+        r"resuming finetune from epoch [1-5] \(its last complete epoch\)", finetune_log(tmp_path / "timed_out")
+    )
+
+    assert whole.wait(timeout=600) == 0, whole_out.read_text()[-4000:]
+
+    def strip(m: dict) -> dict:
+        m = {k: v for k, v in m.items() if k not in TIMING}
+        return m | {"history": [{k: v for k, v in h.items() if k not in TIMING} for h in m["history"]]}
+
+    resumed, uninterrupted = (json.loads((tmp_path / run / TARGET_FT).read_text()) for run in ("cancelled", "whole"))
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+    assert strip(resumed) == strip(uninterrupted)
+
+
+def test_the_profiles_runtimes_grow_with_each_attempt():
+    import yaml
+
+    profile = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text())
+    assert profile["retries"] >= 1
+    for rule, resources in profile["set-resources"].items():
+        runtime = resources.get("runtime", profile["default-resources"]["runtime"])
+        first, second = (eval(str(runtime), {}, {"attempt": a}) for a in (1, 2))  # as Snakemake evaluates it
+        assert second > first > 0, rule

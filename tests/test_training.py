@@ -73,7 +73,7 @@ def test_a_state_from_other_settings_is_not_resumed(tiny_roberta, tmp_path, capl
     assert (tmp_path / "last.pt").exists()
     with caplog.at_level(logging.INFO):
         Trainer(model_for(tiny_roberta), OPTIM, VOCAB, 3, tmp_path, "settings-a").fit("pretrain", TRAIN, 2)
-    assert "resuming pretrain after epoch 1" in caplog.text
+    assert "resuming pretrain from epoch 1" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO):
         out = Trainer(model_for(tiny_roberta), OPTIM, VOCAB, 3, tmp_path, "settings-b").fit("pretrain", TRAIN, 2)

@@ -177,8 +177,30 @@ def test_tiny_workflow_end_to_end(tiny_run):
     assert set(fr["overall"]["mean_ranks"]) == {"baseline", "natural", "balanced"}
     f1 = pd.read_csv(stats / "results.csv").pivot_table("weighted_f1", "classifier", "condition")
     assert f1.nunique(axis=1).max() > 1  # pre-training changed something, for some classifier
-    assert fr["per_classifier"]["compm"]["result"] == "not enough blocks"
+    assert fr["per_classifier"]["compm"]["result"] == "cannot reach significance"
     assert len((stats / "results.csv").read_text().splitlines()) == 1 + 9
+    # The per-cell effects: one row per classifier x distribution, each delta the difference of the
+    # seed means, inside its interval; the summary shows it with the interval.
+    effects = pd.read_csv(stats / "effects.csv")
+    results = pd.read_csv(stats / "results.csv")
+    assert len(effects) == 6 and {"delta", "ci_low", "ci_high", "p_value", "p_holm", "min_detectable_delta"} <= set(
+        effects
+    )
+    for _, e in effects.iterrows():
+        mean = results.groupby(["classifier", "condition"])["weighted_f1"].mean() * 100
+        assert e["delta"] == pytest.approx(mean[e["classifier"], e["condition"]] - mean[e["classifier"], "baseline"])
+        assert e["ci_low"] <= e["delta"] <= e["ci_high"] and e["interval_covers"] == "test dialogues"
+    summary = (stats / "summary.md").read_text()
+    assert f"({effects['delta'][0]:+.2f} [{effects['ci_low'][0]:+.2f}, {effects['ci_high'][0]:+.2f}])" in summary
+    assert "Power: with 1-1 seed(s) per cell" in summary
+    # python -m ercsynth.stats recomputes the same files from the run's results/ alone.
+    again = tiny_run / "again"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ercsynth.stats", str(r), "--out", str(again)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    for name in ("results.csv", "effects.csv", "friedman.json", "summary.md"):
+        assert (again / name).read_text() == (stats / name).read_text(), name
     quality = pd.read_csv(stats / "label_quality.csv")
     assert len(quality) == 6 and {"kappa", "reference_ok", "reference_note", "majority_floor_f1"} <= set(quality)
     degenerate = quality[~quality["reference_ok"]]
@@ -429,7 +451,7 @@ def test_killed_training_resumes_from_its_last_epoch(tmp_path, tiny_roberta, pha
     finally:
         server.close()
     log = (tmp_path / f"results/logs/{phase}/MELD_emoberta_natural_seed1.log").read_text()
-    assert f"resuming {phase} after epoch" in log
+    assert f"resuming {phase} from epoch" in log
     if phase == "finetune":
         m = json.loads((tmp_path / target).read_text())
         assert [h["epoch"] for h in m["history"] if h["phase"] == "finetune"] == list(range(1, 31))
