@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -307,18 +308,22 @@ def main() -> int:
     parser.add_argument("--only", choices=[m.name for m in MUTATIONS], help="run one mutation")
     parser.add_argument("--keep", action="store_true", help="keep the mutated copies (their paths are printed)")
     parser.add_argument("--list", action="store_true", help="print the mutations' names and exit")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutations run at once (default: cores)")
     args = parser.parse_args()
     if args.list:
         print("\n".join(m.name for m in MUTATIONS))
         return 0
+    chosen = [m for m in MUTATIONS if not args.only or m.name == args.only]
     survivors = 0
-    for mutation in MUTATIONS:
-        if args.only and mutation.name != args.only:
-            continue
-        caught, seconds, tail = run(mutation, args.keep)
-        survivors += not caught
-        verdict = "caught (red)" if caught else "SURVIVED (green)"
-        print(f"{mutation.name:28s} {mutation.file:28s} {verdict:16s} {seconds:6.1f} s  {tail}", flush=True)
+    # Each mutation runs in its own copy with its own pytest: as many at once as there are cores
+    # (each test run is mostly one busy thread); printed in the list's order.
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for mutation, (caught, seconds, tail) in zip(
+            chosen, pool.map(lambda m: run(m, args.keep), chosen), strict=True
+        ):
+            survivors += not caught
+            verdict = "caught (red)" if caught else "SURVIVED (green)"
+            print(f"{mutation.name:28s} {mutation.file:28s} {verdict:16s} {seconds:6.1f} s  {tail}", flush=True)
     return 1 if survivors else 0
 
 

@@ -3,7 +3,7 @@
 Usage: python scripts/default_run_numbers.py [WORKDIR]   (the folder that holds results/)
 
 Wall time per stage comes from Snakemake's `benchmark:` records (results/timing/); yields from
-parse_report.json; F1 from results/stats/summary.md, each baseline's margin over the majority-class
+parse_report.json; F1 from results/stats/summary.md, the per-cell effects from effects.csv, each baseline's margin over the majority-class
 floor from results.csv; the Friedman test from friedman.json; label quality from label_quality.csv,
 with the rows whose reference classifier cannot judge counted apart; data quality from data_quality.csv.
 """
@@ -58,14 +58,28 @@ def main() -> None:
         f1, floor = 100 * row["weighted_f1"], 100 * row["majority_floor_f1"]
         print(f"{row['benchmark']:9s} {row['classifier']:9s} {f1:6.2f}  floor {floor:6.2f}  margin {f1 - floor:+6.2f}")
 
-    fr = json.loads((results / "stats" / "friedman.json").read_text())["overall"]
-    print("\n== Friedman test over all blocks (friedman.json)")
-    print(f"{fr['result']}: {fr['n_blocks']} blocks", end="")
-    if "statistic" in fr:
-        ranks = ", ".join(f"{c} {r:.2f}" for c, r in sorted(fr["mean_ranks"].items(), key=lambda x: x[1]))
-        print(f", chi2 = {fr['statistic']:.2f}, p = {fr['p_value']:.2f}, mean ranks {ranks}")
-    else:
-        print()
+    effects = pd.read_csv(results / "stats" / "effects.csv")
+    print("\n== per-cell effects against the baseline (effects.csv, F1 points)")
+    for _, e in effects.iterrows():
+        print(
+            f"{e['benchmark']:9s} {e['classifier']:9s} {e['run']:10s} {e['delta']:+6.2f} "
+            f"[{e['ci_low']:+6.2f}, {e['ci_high']:+6.2f}]  p {e['p_value']:.3f}  p_holm {e['p_holm']:.3f}  "
+            f"smallest detectable {e['min_detectable_delta']:.2f}  ({e['seeds']} seed(s), {e['interval_covers']})"
+        )
+
+    report = json.loads((results / "stats" / "friedman.json").read_text())
+    print("\n== Friedman tests (friedman.json)")
+    for name, fr in [("overall", report["overall"])] + [
+        (f"per classifier {c}", r) for c, r in report["per_classifier"].items()
+    ]:
+        print(f"{name}: {fr['result']}, {fr['n_blocks']} blocks", end="")
+        if "statistic" in fr:
+            ranks = ", ".join(f"{c} {r:.2f}" for c, r in sorted(fr["mean_ranks"].items(), key=lambda x: x[1]))
+            print(
+                f", chi2 = {fr['statistic']:.2f}, p = {fr['p_value']:.3f}, p_holm = {fr.get('p_holm', fr['p_value']):.3f}, mean ranks {ranks}"
+            )
+        else:
+            print(f" ({fr.get('detail', '')})")
 
     q = pd.read_csv(results / "stats" / "label_quality.csv")
     ok = q[q["reference_ok"]]
