@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from conftest import require_workflow_mark
 
 DIALOGUE = "Ann | Hi there! | 2\nBo | Oh no. | 4\nAnn | Come on. | 1\nBo | Fine. | 1\n"
+
+
+def as_asked(dialogue: str, payload: dict) -> str:
+    """The dialogue between the speakers the prompt names (as a model that follows it would write),
+    continuing a completion prompt's response prefix ("Alex |") where there is one."""
+    prompt = payload.get("prompt") or "\n".join(str(m.get("content", "")) for m in payload.get("messages", []))
+    asked = re.findall(r"Speakers: ([^\n]+?)\.\n", prompt + "\n") or re.findall(
+        r"between (.+?), with \d+ utter", prompt
+    )
+    if asked:
+        names = [n.strip() for n in asked[-1].split(",")]
+        dialogue = dialogue.replace("Ann |", f"{names[0]} |").replace("Bo |", f"{names[-1]} |")
+        if prompt.rstrip().endswith(f"{names[0]} |"):
+            dialogue = dialogue.split("|", 1)[1]
+    return dialogue
 
 
 ROUTES = {"/v1/completions": "completion", "/v1/chat/completions": "chat"}
@@ -109,7 +125,7 @@ class Server:
                 if server.mode == "garbage":
                     return self._send(200, b"<html>not json</html>")
                 # The seed varies the text so that a workflow run yields no duplicates.
-                text = DIALOGUE.replace("Hi there", f"Hi there {payload.get('seed')}")
+                text = as_asked(DIALOGUE.replace("Hi there", f"Hi there {payload.get('seed')}"), payload)
                 choice = (
                     {"message": {"role": "assistant", "content": text}} if "messages" in payload else {"text": text}
                 )
