@@ -35,9 +35,9 @@ class BootstrapSettings:
     seed: int = 0
 
     @classmethod
-    def from_config(cls, block: Mapping | None) -> BootstrapSettings:
-        block = block or {}
-        return cls(resamples=int(block.get("bootstrap_resamples", 1000)), seed=int(block.get("bootstrap_seed", 0)))
+    def from_config(cls, block: Mapping) -> BootstrapSettings:
+        """From the validated block (the schema requires both keys; config.yaml holds the defaults)."""
+        return cls(resamples=int(block["bootstrap_resamples"]), seed=int(block["bootstrap_seed"]))
 
 
 def unit_of(row: Mapping) -> str:

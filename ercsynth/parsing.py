@@ -78,9 +78,13 @@ class ParseResult:
     skipped_lines: int = 0
 
 
-def _label(raw: str, vocab: Vocabulary) -> str | None:
-    """The label of a label field; None if it is outside the vocabulary or contradicts itself."""
-    return read_label(raw, vocab)[0]
+def _label_parts(raw: str) -> tuple[str | None, str] | None:
+    """(symbol or None, lower-case name or '') of a label field in one of LABEL_TEXT's forms; None
+    for anything else."""
+    m = LABEL_TEXT.match(raw.strip().strip("*").strip())
+    if not m:
+        return None
+    return m["n1"] or m["n2"] or m["n3"], (m["w1"] or m["w2"] or m["w3"] or "").lower()
 
 
 def read_label(raw: str, vocab: Vocabulary) -> tuple[str | None, str | None]:
@@ -88,11 +92,10 @@ def read_label(raw: str, vocab: Vocabulary) -> tuple[str | None, str | None]:
     agree (LABEL_TEXT lists the forms). problem: label_out_of_vocabulary (a symbol out of range, a
     name outside the labels, no label form at all) or label_conflict (`4 = joy`: a symbol whose
     attached name is another label's). A name that is no label beside a symbol is ignored."""
-    m = LABEL_TEXT.match(raw.strip().strip("*").strip())
-    if not m:
+    parts = _label_parts(raw)
+    if parts is None:
         return None, "label_out_of_vocabulary"
-    num = m["n1"] or m["n2"] or m["n3"]
-    word = (m["w1"] or m["w2"] or m["w3"] or "").lower()
+    num, word = parts
     if num is None:
         return (word, None) if word in vocab.labels else (None, "label_out_of_vocabulary")
     n = int(num)
@@ -104,16 +107,18 @@ def read_label(raw: str, vocab: Vocabulary) -> tuple[str | None, str | None]:
     return label, None
 
 
+def _is_label_field(raw: str, vocab: Vocabulary) -> bool:
+    """Whether a bracket holds a label field (a symbol, in range or not, or a label's name) rather
+    than a stage direction such as "(laughs)"."""
+    parts = _label_parts(raw)
+    return parts is not None and (parts[0] is not None or parts[1] in vocab.labels)
+
+
 def _looks_binary(text: str) -> bool:
     if "\ufffd" in text:
         return True
     controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\n\r\t")
     return controls > 0
-
-
-def _has_symbol(raw: str) -> bool:
-    m = LABEL_TEXT.match(raw.strip().strip("*").strip())
-    return bool(m and (m["n1"] or m["n2"] or m["n3"]))
 
 
 def parse_completion(
@@ -155,7 +160,7 @@ def parse_completion(
             b = BRACKET_LINE.match(line)
             # A bracket that is neither a symbol nor a label, nor marked "emotion:", is a stage
             # direction such as "(laughs)": the line carries no label.
-            if b and (b.group("named") or _has_symbol(b.group("label")) or _label(b.group("label"), vocab)):
+            if b and (b.group("named") or _is_label_field(b.group("label"), vocab)):
                 m = b
         if not m:
             if i == last_index and utterances:

@@ -18,7 +18,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from ercsynth.design import ALL, AXES, BASELINE, DISTRIBUTIONS, Run
-from ercsynth.effects import ALPHA, BootstrapSettings, dialogue_confusions, holm, paired_bootstrap, unit_of
+from ercsynth.effects import ALPHA, POWER, BootstrapSettings, dialogue_confusions, holm, paired_bootstrap, unit_of
 from ercsynth.labels import label_distribution, vocabulary
 from ercsynth.metrics import classification_metrics, cohen_kappa
 
@@ -209,7 +209,7 @@ def power_sentence(effects: pd.DataFrame) -> str:
     mde = effects["min_detectable_delta"]
     text = (
         f"Power: with {int(effects['seeds'].min())}-{int(effects['seeds'].max())} seed(s) per cell, the smallest "
-        f"delta a cell could detect (two-sided alpha {ALPHA:g}, power 0.8) is {mde.min():.2f} to {mde.max():.2f} "
+        f"delta a cell could detect (two-sided alpha {ALPHA:g}, power {POWER:g}) is {mde.min():.2f} to {mde.max():.2f} "
         f"F1 points (median {mde.median():.2f})"
     )
     need = effects["seeds_for_1_point"].dropna()
@@ -521,11 +521,11 @@ def effects_table(
             if pred.dialogues != dialogues:
                 raise ValueError(f"{pred.path}: scored on other test dialogues than its cell's baseline")
         labels = next(iter(base_runs.values())).labels
-
-        def confusions(runs: dict[int, RunPredictions]) -> dict[int, np.ndarray]:
-            return {s: dialogue_confusions(p.rows, labels, dialogues) for s, p in runs.items()}  # noqa: B023
-
-        effect = paired_bootstrap(confusions(cond_runs), confusions(base_runs), settings, f"{bench}/{clf}/{run}")
+        cond_conf, base_conf = (
+            {s: dialogue_confusions(p.rows, labels, dialogues) for s, p in runs.items()}
+            for runs in (cond_runs, base_runs)
+        )
+        effect = paired_bootstrap(cond_conf, base_conf, settings, f"{bench}/{clf}/{run}")
         common = sorted(set(cond_runs) & set(base_runs))
         first = grp.iloc[0]
         rows.append(
