@@ -1,6 +1,6 @@
 # ercsynth: synthesize ERC datasets with an LLM, then measure with real classifiers and
 # real statistics whether pre-training on them helps.
-#   snakemake --cores all --config benchmarks_dir=../shared/benchmarks   (embedded default)
+#   snakemake --cores all                                                 (embedded default)
 #   snakemake --profile slurm                                             (cluster, paper scale)
 import os
 
@@ -32,4 +32,4 @@ include: "rules/statistics.smk"
 rule all:
     default_target: True
     input:
-        final_targets(),
+        PLAN.final_targets(),

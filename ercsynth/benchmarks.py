@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ercsynth import design
 from ercsynth.dialogues import Dialogue, Utterance
 from ercsynth.labels import _BUILTIN, UnknownLabel, Vocabulary
 from ercsynth.textfiles import NotUtf8, read_utf8
@@ -30,7 +31,7 @@ SPLITS: tuple[str, ...] = ("train", "dev", "test")
 FORMATS: tuple[str, ...] = ("tsv", "csv", "jsonl", "emorynlp_json")
 CSV_COLUMNS: tuple[str, ...] = ("dialogue_id", "turn", "speaker", "text", "label")
 CSV_REQUIRED: tuple[str, ...] = ("dialogue_id", "speaker", "text", "label")
-NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
+NAME = re.compile(rf"^{design.NAME}$")
 # Generation settings a definition (or generation.per_benchmark) may set for its benchmark.
 GENERATION_KEYS: tuple[str, ...] = (
     "dialogues",

@@ -25,6 +25,8 @@ from ercsynth.config import config_errors, merge
 
 BASELINE = "baseline"
 DISTRIBUTIONS = ("natural", "balanced", "planned")
+# The classifiers, each with its module ercsynth/models/<name>.py (the schema's enum is tested against it).
+CLASSIFIERS = ("compm", "emoberta", "todkat")
 ALL = "all"  # the synthetic size that uses every accepted dialogue
 AXES = ("generator", "synthetic_size", "real_fraction")  # results.csv columns, friedman.json keys
 
@@ -93,6 +95,7 @@ class Run:
         }
 
 
+# A benchmark or generator name (benchmarks.py checks definitions with it).
 NAME = r"[A-Za-z][A-Za-z0-9_-]{0,39}"
 FRACTION = r"(?:0|1)?\.\d+|1(?:\.0)?|\d(?:\.\d+)?e-\d+"
 DISTRIBUTION = "|".join(DISTRIBUTIONS)

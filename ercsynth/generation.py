@@ -31,10 +31,30 @@ from ercsynth.prompts import AttemptSpec, Templates, build_prompt, pick_examples
 log = logging.getLogger(__name__)
 
 
+# The generation keys a generate job gets as they are (GenerationSettings.params_for adds the rest).
+SETTINGS_KEYS = (
+    "backend",
+    "dialogues",
+    "shards",
+    "batch_size",
+    "max_new_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "prompt_style",
+    "speakers",
+    "turns",
+    "names",
+    "scenes",
+    "topics",
+    "repetition",
+)
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
-    """What a generation job uses, built once from its rule's `settings` param (the `generation`
-    section of the config as rules/common.smk's generation_settings passes it) and read as fields."""
+    """What a generation job uses, built once from its rule's `settings` param (`params_for`, which
+    ercsynth.plan calls) and read as fields."""
 
     backend: str  # llamacpp, transformers or openai
     engine: dict  # that backend's own section (model, parallel, context, ...)
@@ -58,8 +78,22 @@ class GenerationSettings:
     target_distribution: dict[str, float] | None = field(default=None)  # planned: weights per label
 
     @classmethod
+    def params_for(cls, gen: dict, distribution: str, labels: list[str]) -> dict:
+        """The `settings` param of a generate job: exactly the keys `from_params` reads, from one
+        benchmark's generation block. Only the chosen backend's section; natural gets the neutral
+        topics (its labels are the model's own); planned gets its plan; parsing keys stay out."""
+        params = {key: gen[key] for key in SETTINGS_KEYS}
+        params[gen["backend"]] = gen[gen["backend"]]
+        if distribution == "natural":
+            params["topics"] = gen["natural_topics"]
+        if distribution == "planned":
+            params["planned"] = gen["planned"]
+        params["constrained"] = [distribution] if distribution in gen["constrained"] else []
+        return params | {"labels": list(labels)}
+
+    @classmethod
     def from_params(cls, params: dict) -> GenerationSettings:
-        """Keys this class does not read (prompt paths, other sections) are left to their rules."""
+        """Read what `params_for` gave."""
         return cls(
             backend=params["backend"],
             engine=dict(params[params["backend"]]),
@@ -208,6 +242,36 @@ def read_finished(partial: Path) -> dict[str, dict]:
     return done
 
 
+def attempt_record(
+    plan: ShardPlan, spec: AttemptSpec, prompt, comp, constrained: bool, backend, params, batch_seed: int
+) -> dict:
+    """One line of a raw shard: the attempt, its prompt, what the model wrote and how long it took."""
+    return {
+        "attempt_id": spec.attempt_id,
+        "index": spec.index,
+        "benchmark": plan.benchmark,
+        "distribution": plan.distribution,
+        "shard": plan.shard,
+        "target_emotion": spec.target,
+        "constrained": constrained,
+        "spec": asdict(spec),
+        "prompt_style": prompt.style,
+        "prompt": prompt.text,
+        "response_prefix": prompt.prefix,
+        "completion": comp.text,
+        "error": comp.error,
+        "target_forced": comp.forced,
+        "backend": backend.name,
+        "model": backend.model,
+        "decoding": asdict(params),
+        "seed": spec.seed,
+        "batch_seed": batch_seed,
+        "prompt_tokens": comp.prompt_tokens,
+        "completion_tokens": comp.completion_tokens,
+        "seconds": comp.seconds,
+    }
+
+
 def run_shard(
     plan: ShardPlan,
     backend: Backend,
@@ -232,17 +296,20 @@ def run_shard(
     )
     vocab = vocabulary(plan.benchmark, gen.labels)
     params = gen.decoding()
-    style = gen.prompt_style
+
+    def prompts_of(attempts: list[AttemptSpec]) -> list:
+        pool = example_pool
+        return [
+            build_prompt(a, vocab, templates, gen.prompt_style, [pool[i] for i in a.example_ids] if pool else None)
+            for a in attempts
+        ]
+
     batch_size = gen.batch_size
     # Planned attempts are always constrained: the decoder, not the model, writes their symbols.
     constrained = plan.distribution in gen.constrained or plan.distribution == "planned"
     log.info("constrained decoding: %s", "on" if constrained else "off")
     if batch_size == "auto":
-        examples = [
-            build_prompt(a, vocab, templates, style, [example_pool[i] for i in a.example_ids] if example_pool else None)
-            for a in todo
-        ]
-        batch_size = backend.auto_batch_size(examples, gen.max_new_tokens) if todo else 1
+        batch_size = backend.auto_batch_size(prompts_of(todo), gen.max_new_tokens) if todo else 1
         log.info("batch size auto: %d prompts per batch", batch_size)
     totals = {"seconds": 0.0, "completion_tokens": 0, "attempts": 0}
     bar = tqdm(
@@ -258,45 +325,17 @@ def run_shard(
     with partial.open("a", encoding="utf-8") as fh:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            prompts = [
-                build_prompt(
-                    a, vocab, templates, style, [example_pool[i] for i in a.example_ids] if example_pool else None
-                )
-                for a in batch
-            ]
+            prompts = prompts_of(batch)
             formats = [line_format(a, vocab, distinct_lines=gen.distinct_lines) for a in batch] if constrained else None
             t0 = time.perf_counter()
             completions = backend.generate(prompts, params, [a.seed for a in batch], formats)
             wall = time.perf_counter() - t0
             for spec, prompt, comp in zip(batch, prompts, completions, strict=True):
-                record = {
-                    "attempt_id": spec.attempt_id,
-                    "index": spec.index,
-                    "benchmark": plan.benchmark,
-                    "distribution": plan.distribution,
-                    "shard": plan.shard,
-                    "target_emotion": spec.target,
-                    "constrained": constrained,
-                    "spec": asdict(spec),
-                    "prompt_style": prompt.style,
-                    "prompt": prompt.text,
-                    "response_prefix": prompt.prefix,
-                    "completion": comp.text,
-                    "error": comp.error,
-                    "target_forced": comp.forced,
-                    "backend": backend.name,
-                    "model": backend.model,
-                    "decoding": asdict(params),
-                    "seed": spec.seed,
-                    "batch_seed": batch[0].seed,
-                    "prompt_tokens": comp.prompt_tokens,
-                    "completion_tokens": comp.completion_tokens,
-                    "seconds": comp.seconds,
-                }
+                record = attempt_record(plan, spec, prompt, comp, constrained, backend, params, batch[0].seed)
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
                 totals["completion_tokens"] += comp.completion_tokens
             fh.flush()
-            os.fsync(fh.fileno())
+            os.fsync(fh.fileno())  # a killed job keeps every batch it wrote (read_finished resumes from it)
             totals["seconds"] += wall
             totals["attempts"] += len(batch)
             bar.update(len(batch))

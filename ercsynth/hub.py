@@ -175,25 +175,32 @@ def fetch(
             f"the machine where snakemake runs (a login node on a cluster): run snakemake where the internet is "
             f"reachable, set HF_ENDPOINT for a mirror, {local}"
         ) from None
+    marker = _write_marker(repo_id, info.sha, Path(folder), endpoint, dest)
+    files = marker["files"]
+    log.info("%s at commit %s: %d files, %.1f MB", repo_id, info.sha, len(files), sum(f["bytes"] for f in files) / 1e6)
+    return marker
+
+
+def _write_marker(repo_id: str, commit: str, folder: Path, endpoint: str, dest: Path) -> dict:
+    """The fetch's record (commit, snapshot folder, files), written last and atomically: its presence
+    means the folder is complete."""
     files = sorted(
         (str(p.relative_to(folder)), p.stat().st_size)
-        for p in Path(folder).rglob("*")
+        for p in folder.rglob("*")
         if p.is_file() and ".cache" not in p.relative_to(folder).parts and p.name != MARKER
     )
     marker = {
         "repo_id": repo_id,
-        "commit": info.sha,
-        "snapshot": str(Path(folder).resolve()),
+        "commit": commit,
+        "snapshot": str(folder.resolve()),
         "endpoint": endpoint,
         "files": [{"path": f, "bytes": n} for f, n in files],
         "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    # The marker is written last and atomically: its presence means the folder is complete.
     dest.mkdir(parents=True, exist_ok=True)
     tmp = dest / (MARKER + ".tmp")
     tmp.write_text(json.dumps(marker, indent=1) + "\n")
     tmp.replace(dest / MARKER)
-    log.info("%s at commit %s: %d files, %.1f MB", repo_id, info.sha, len(files), sum(n for _, n in files) / 1e6)
     return marker
 
 

@@ -121,6 +121,32 @@ def _looks_binary(text: str) -> bool:
     return controls > 0
 
 
+def _unreadable(text: str, max_chars: int, error: str | None) -> str | None:
+    """The reason a completion cannot be read at all, or None."""
+    if error:
+        return "backend_error"
+    if not isinstance(text, str) or not text.strip():
+        return "empty_output"
+    if len(text) > max_chars:
+        return "huge_output"
+    if _looks_binary(text):
+        return "binary_or_non_utf8"
+    return None
+
+
+def _match_line(line: str, vocab: Vocabulary) -> re.Match | None:
+    """A labelled line in one of the accepted forms, or None."""
+    m = LINE.match(line) or COLON_LINE.match(line)
+    if m:
+        return m
+    b = BRACKET_LINE.match(line)
+    # A bracket that is neither a symbol nor a label, nor marked "emotion:", is a stage direction
+    # such as "(laughs)": the line carries no label.
+    if b and (b.group("named") or _is_label_field(b.group("label"), vocab)):
+        return b
+    return None
+
+
 def parse_completion(
     text: str,
     vocab: Vocabulary,
@@ -135,14 +161,9 @@ def parse_completion(
     """One attempt's completion as a dialogue, or the reason it is rejected (REASONS, in the order
     they are checked). `speakers`: the attempt's own speakers, where its record names them; a line
     by anyone else is then `unknown_speaker`."""
-    if error:
-        return ParseResult(None, "backend_error")
-    if not isinstance(text, str) or not text.strip():
-        return ParseResult(None, "empty_output")
-    if len(text) > max_chars:
-        return ParseResult(None, "huge_output")
-    if _looks_binary(text):
-        return ParseResult(None, "binary_or_non_utf8")
+    unreadable = _unreadable(text, max_chars, error)
+    if unreadable:
+        return ParseResult(None, unreadable)
 
     lines = text.replace("\r\n", "\n").split("\n")
     # A completion cut by the token budget ends without a newline: its last line may be torn.
@@ -155,13 +176,7 @@ def parse_completion(
     for i, line in enumerate(lines):
         if not line.strip():
             continue
-        m = LINE.match(line) or COLON_LINE.match(line)
-        if not m:
-            b = BRACKET_LINE.match(line)
-            # A bracket that is neither a symbol nor a label, nor marked "emotion:", is a stage
-            # direction such as "(laughs)": the line carries no label.
-            if b and (b.group("named") or _is_label_field(b.group("label"), vocab)):
-                m = b
+        m = _match_line(line, vocab)
         if not m:
             if i == last_index and utterances:
                 dropped = True

@@ -103,11 +103,12 @@ def plot_deltas(ax, effects: pd.DataFrame, bench: str) -> None:
     ax.legend(fontsize=8)
 
 
-def plot_f1_by_axis(df: pd.DataFrame, axis: str, out: str | Path) -> None:
+def plot_f1_by_axis(df: pd.DataFrame, axis: str, out: str | Path) -> dict[str, list[str]]:
     """Weighted F1 against one design axis (synthetic_size or real_fraction): a panel per benchmark x
     classifier, a line per condition (the other axes' values in its name), mean over seeds with the
     seeds' spread (min to max) shaded. Against size, the baseline at each real fraction is a dashed
-    line. One value on the axis: points, and the panel's title says so."""
+    line. One value on the axis: points, and the panel's title says so. Returns each panel's legend."""
+    drawn: dict[str, list[str]] = {}
     df = df.assign(_cond=df["condition"].astype(str))
     panels = sorted({(b, c) for b, c in zip(df["benchmark"], df["classifier"], strict=True)}) or [("(no runs)", "")]
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.4), squeeze=False)
@@ -139,10 +140,12 @@ def plot_f1_by_axis(df: pd.DataFrame, axis: str, out: str | Path) -> None:
         values = sub[axis].nunique() if axis in sub else 0
         ax.set_title(f"{bench} {clf}" + (" (one value on this axis)" if values <= 1 else ""), fontsize=9)
         ax.legend(fontsize=6)
+        drawn[f"{bench} {clf}"] = ax.get_legend_handles_labels()[1]
     fig.suptitle("Weighted F1, mean over seeds (min-max shaded)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+    return drawn
 
 
 def plot_training_curves(histories: list[tuple[str, str, str, list[float]]], out: str | Path) -> None:

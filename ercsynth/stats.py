@@ -54,7 +54,7 @@ def results_table(metric_files: list[str | Path]) -> pd.DataFrame:
         row["run"] = m["run"]
         # The majority-class predictor's test weighted F1 on the same data.
         row["majority_floor_f1"] = m["majority_floor_f1"]
-        for split, n in m.get("data", {}).items():
+        for split, n in m["data"].items():
             row[f"{split}_dialogues"] = n
         for label, pc in m["per_class"].items():
             row[f"f1_{label}"] = pc["f1"]

@@ -71,9 +71,26 @@ def configure_device() -> torch.device:
     return torch.device("cuda")
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), as torch reports it. Without it,
+    bf16 is emulated and slower than fp32."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def effective_precision(device: torch.device, precision: str) -> str:
+    """The precision that runs: `auto` is bf16 on a CPU with native bf16 and fp32 ("no") on one without,
+    bf16 on a GPU that has it; `no`, `bf16` and `fp16` mean themselves on either."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    return "bf16" if cpu_has_native_bf16() else "no"
+
+
 def autocast(device: torch.device, precision: str):
-    if device.type == "cuda" and precision in ("bf16", "fp16"):
-        return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+    """Mixed precision in `precision` (already effective: no, bf16 or fp16), on the GPU or the CPU."""
+    if precision in ("bf16", "fp16"):
+        return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
     return contextlib.nullcontext()
 
 
@@ -219,7 +236,7 @@ def predict(model: ERCModel, data: list[Dialogue], max_tokens_per_step: int, pre
 
 # --------------------------------------------------------------------------- metrics
 def evaluate(model: ERCModel, data: list[Dialogue], vocab: Vocabulary, recipe: Recipe) -> tuple[dict, list[int]]:
-    preds = predict(model, data, recipe.max_tokens_per_step, recipe.precision)
+    preds = predict(model, data, recipe.max_tokens_per_step, effective_precision(model.device, recipe.precision))
     gold = [vocab.index(u.label) for d in data for u in d.utterances]
     return classification_metrics(gold, preds, vocab.labels), preds
 
@@ -337,9 +354,10 @@ class Trainer:
         self.device = configure_device()
         self.model = model.to(self.device)
         model.pass_tokens = recipe.max_tokens_per_step
-        self.scaler = (
-            torch.amp.GradScaler("cuda") if self.device.type == "cuda" and recipe.precision == "fp16" else None
-        )
+        self.precision = effective_precision(self.device, recipe.precision)  # what runs, in metrics.json
+        log.info("precision: %s (recipe: %s)", self.precision, recipe.precision)
+        # fp16 needs loss scaling against underflowing gradients; bf16 has fp32's range.
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
 
     @classmethod
     def for_job(
@@ -380,7 +398,7 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         for rows in passes(self.model, batch, self.recipe.max_tokens_per_step, step.rows):
             gold = torch.tensor([gold_of[r] for r in rows]).to(self.device, non_blocking=True)
-            with autocast(self.device, self.recipe.precision):
+            with autocast(self.device, self.precision):
                 logits, aux = self.model(batch, rows)
                 ce = torch.nn.functional.cross_entropy(logits.float(), gold, reduction="sum")
                 loss = (ce + aux * len(rows)) / rows_total

@@ -8,22 +8,22 @@ rule download_benchmark:
     log:
         f"{LOGS}/download_benchmark/{{benchmark}}_{{filename}}.log",
     wildcard_constraints:
-        benchmark=DOWNLOADABLE,
+        benchmark=PLAN.downloadable_pattern(),
     conda:
         "../envs/data.yaml"
     resources:
         mem_mb=500,
         runtime=30,
     params:
-        url=download_url,
-        sha256=download_sha256,
+        url=lambda w: PLAN.download_url(w.benchmark, w.filename),
+        sha256=lambda w: PLAN.definitions[w.benchmark].downloads()[w.filename][1],
     script:
         "../workflow_scripts/download_benchmark.py"
 
 
 rule prepare_benchmark:
     input:
-        benchmark_file,
+        lambda w: str(PLAN.benchmark_source(w.benchmark, w.split).path),
     output:
         "results/benchmarks/{benchmark}/{split}.jsonl",
     log:
@@ -34,7 +34,8 @@ rule prepare_benchmark:
         mem_mb=1000,
         runtime=10,
     params:
-        reading=benchmark_reading,
+        # How to read the file: format, columns, labels and raw spellings, from the definition.
+        reading=lambda w: PLAN.benchmark_reading(w.benchmark, w.split),
         code=script_code("prepare_benchmark.py"),
     script:
         "../workflow_scripts/prepare_benchmark.py"

@@ -22,9 +22,9 @@ rule prepare_generator:
 rule generate:
     input:
         checkpoint=generator_checkpoint(),
-        fetched=generator_fetched,
-        gguf=generator_gguf,
-        prompts=prompt_files,
+        fetched=lambda w: PLAN.generator_fetched(w.dataset),
+        gguf=lambda w: PLAN.gguf(run_of(w).generator),
+        prompts=lambda w: PLAN.prompt_files(run_of(w).generator),
         # Few-shot examples for the completion style come from the real training split.
         examples="results/benchmarks/{benchmark}/train.jsonl",
     output:
@@ -41,9 +41,9 @@ rule generate:
         runtime=120,
         gpu=GPU,
     params:
-        settings=generation_settings,
+        settings=lambda w: PLAN.generation_params(w.benchmark, w.dataset),
         distribution=distribution_of,
-        model=generator_path,
+        model=lambda w, input: PLAN.generator_path(w.dataset, input.checkpoint),
         code=script_code("generate.py"),
     script:
         "../workflow_scripts/generate.py"

@@ -7,7 +7,7 @@ rule parse:
             "results/generated/{benchmark}/{dataset}/raw/shard{shard}.jsonl",
             benchmark=w.benchmark,
             dataset=w.dataset,
-            shard=shards_of(w),
+            shard=PLAN.shards(w.dataset),
         ),
     output:
         dialogues="results/generated/{benchmark}/{dataset}/dialogues.jsonl",
@@ -30,12 +30,12 @@ rule parse:
         runtime=10,
     params:
         distribution=distribution_of,
-        min_utterances=lambda w: parse_settings(w)["min_utterances"],
-        max_output_chars=lambda w: parse_settings(w)["max_output_chars"],
-        max_repeated_share=lambda w: parse_settings(w)["max_repeated_share"],
+        min_utterances=parse_setting("min_utterances"),
+        max_output_chars=parse_setting("max_output_chars"),
+        max_repeated_share=parse_setting("max_repeated_share"),
         labels=labels_of,
-        licence=lambda w: DEFINITIONS[w.benchmark].licence,
-        licence_id=lambda w: DEFINITIONS[w.benchmark].licence_id,
+        licence=lambda w: PLAN.definitions[w.benchmark].licence,
+        licence_id=lambda w: PLAN.definitions[w.benchmark].licence_id,
         code=script_code("parse.py"),
     script:
         "../workflow_scripts/parse.py"
@@ -56,7 +56,7 @@ rule accept_synthetic:
         mem_mb=500,
         runtime=5,
     params:
-        min_valid=lambda w: gen_block(w)["min_valid"],
+        min_valid=lambda w: PLAN.block(w.dataset)["min_valid"],
         code=script_code("accept_synthetic.py"),
     script:
         "../workflow_scripts/accept_synthetic.py"
@@ -68,7 +68,7 @@ rule verify:
     input:
         dialogues="results/generated/{benchmark}/{dataset}/dialogues.jsonl",
         checkpoint=generator_checkpoint(verify=True),
-        fetched=generator_fetched,
+        fetched=lambda w: PLAN.generator_fetched(w.dataset),
         examples="results/benchmarks/{benchmark}/train.jsonl",
     output:
         dialogues="results/generated/{benchmark}/{dataset}/verified/dialogues.jsonl",
@@ -86,8 +86,8 @@ rule verify:
         runtime=60,
         gpu=GPU,
     params:
-        settings=verify_settings,
-        model=generator_path,
+        settings=lambda w: PLAN.verify_params(w.benchmark, w.dataset),
+        model=lambda w, input: PLAN.generator_path(w.dataset, input.checkpoint),
         code=script_code("verify.py"),
     script:
         "../workflow_scripts/verify.py"
@@ -95,7 +95,9 @@ rule verify:
 
 rule verification_table:
     input:
-        per_dataset("results/generated/{benchmark}/{dataset}/verified/agreement.json", datasets=verified_datasets()),
+        PLAN.per_dataset(
+            "results/generated/{benchmark}/{dataset}/verified/agreement.json", datasets=PLAN.verified_datasets
+        ),
     output:
         report("results/stats/verification.csv", caption="report/verification.rst", category="Synthetic data"),
     log:
@@ -106,7 +108,7 @@ rule verification_table:
         mem_mb=1000,
         runtime=5,
     params:
-        datasets=verified_datasets(),
+        datasets=PLAN.verified_datasets,
         code=script_code("verification_table.py"),
     script:
         "../workflow_scripts/verification_table.py"

@@ -3,9 +3,9 @@
 
 rule aggregate:
     input:
-        metrics=all_runs(),
+        metrics=PLAN.all_runs(),
         # The per-cell bootstrap resamples each run's test predictions (ercsynth.effects).
-        predictions=[m.replace("metrics.json", "test_predictions.jsonl") for m in all_runs()],
+        predictions=[m.replace("metrics.json", "test_predictions.jsonl") for m in PLAN.all_runs()],
     output:
         csv=report("results/stats/results.csv", caption="report/results.rst", category="Results"),
         effects=report("results/stats/effects.csv", caption="report/effects.rst", category="Results"),
@@ -53,9 +53,9 @@ rule aggregate:
 rule label_quality:
     input:
         real=expand("results/benchmarks/{benchmark}/train.jsonl", benchmark=BENCHMARKS),
-        synthetic=per_dataset("results/generated/{benchmark}/{dataset}/dialogues.jsonl"),
+        synthetic=PLAN.per_dataset("results/generated/{benchmark}/{dataset}/dialogues.jsonl"),
         # Ordered dataset x classifier, as the script reads them.
-        predictions=per_dataset(
+        predictions=PLAN.per_dataset(
             "results/stats/synthetic_predictions/{benchmark}/{dataset}/{classifier}_seed{seed}.jsonl",
             classifiers=CLASSIFIERS,
             seed=SEEDS[0],
@@ -96,7 +96,7 @@ rule label_quality:
         datasets=DATASETS,
         classifiers=CLASSIFIERS,
         seed=SEEDS[0],
-        labels={b: list(DEFINITIONS[b].labels) for b in BENCHMARKS},
+        labels={b: PLAN.labels(b) for b in BENCHMARKS},
         code=script_code("label_quality.py"),
     script:
         "../workflow_scripts/label_quality.py"
@@ -105,7 +105,7 @@ rule label_quality:
 # Text and label figures per dataset (synthetic, and the real train split beside them), then one table.
 rule data_quality:
     input:
-        dialogues=quality_source,
+        dialogues=dialogues_of,
         real="results/benchmarks/{benchmark}/train.jsonl",
     output:
         "results/stats/data_quality/{benchmark}/{source}.json",
@@ -129,7 +129,7 @@ rule data_quality:
 rule data_quality_table:
     input:
         [f"results/stats/data_quality/{b}/train.json" for b in BENCHMARKS]
-        + per_dataset("results/stats/data_quality/{benchmark}/{dataset}.json"),
+        + PLAN.per_dataset("results/stats/data_quality/{benchmark}/{dataset}.json"),
     output:
         csv=report(
             "results/stats/data_quality.csv",

@@ -6,8 +6,8 @@
 
 rule knowledge:
     input:
-        dialogues=source_dialogues,
-        fetched=fetched(TRAIN["todkat"]["comet_model"]),
+        dialogues=dialogues_of,
+        fetched=PLAN.fetched(TRAIN["todkat"]["comet_model"]),
     output:
         "results/knowledge/{benchmark}/{source}.jsonl",
     log:
@@ -26,7 +26,7 @@ rule knowledge:
         relations=TRAIN["todkat"]["relations"],
         batch_size=TRAIN["todkat"]["comet_batch_size"],
         # Real splits: the same subset as training reads; synthetic sets: all (label quality reads all).
-        caps=dialogue_caps(),
+        caps=lambda w: PLAN.caps(*[s for s in [w.source] if s in SPLITS]),
         code=script_code("knowledge.py"),
     script:
         "../workflow_scripts/knowledge.py"
@@ -34,10 +34,10 @@ rule knowledge:
 
 rule pretrain:
     input:
-        synthetic=synthetic_dialogues,
+        synthetic=lambda w: PLAN.synthetic_dialogues(w.benchmark, w.condition),
         accepted=accepted,
-        knowledge=lambda w: knowledge_files(w, [run_of(w).dataset]),
-        encoder=fetched(TRAIN["encoder"]),
+        knowledge=knowledge_of(lambda w: [run_of(w).dataset]),
+        encoder=PLAN.fetched(TRAIN["encoder"]),
     output:
         "results/models/{benchmark}/{classifier}/{condition}/seed{seed}/pretrained.pt",
     log:
@@ -56,10 +56,10 @@ rule pretrain:
         runtime=240,
         gpu=GPU,
     params:
-        model=model_settings,
+        model=lambda w: PLAN.model_settings(w.benchmark, w.classifier),
         recipe=recipe_of("pretrain"),
-        caps=dialogue_caps("synthetic"),
-        cell=design_cell,
+        caps=PLAN.caps("synthetic"),
+        cell=lambda w: PLAN.design_cell(w.condition),
         code=classifier_code("pretrain.py"),
     script:
         "../workflow_scripts/pretrain.py"
@@ -67,7 +67,8 @@ rule pretrain:
 
 rule finetune:
     input:
-        unpack(finetune_inputs),
+        unpack(lambda w: PLAN.finetune_inputs(w.benchmark, w.classifier, w.condition, w.seed)),
+        accepted=accepted,
     output:
         model="results/models/{benchmark}/{classifier}/{condition}/seed{seed}/model.pt",
         metrics="results/models/{benchmark}/{classifier}/{condition}/seed{seed}/metrics.json",
@@ -85,10 +86,10 @@ rule finetune:
         runtime=240,
         gpu=GPU,
     params:
-        model=model_settings,
+        model=lambda w: PLAN.model_settings(w.benchmark, w.classifier),
         recipe=recipe_of("finetune"),
-        caps=dialogue_caps(*SPLITS),
-        cell=design_cell,
+        caps=PLAN.caps(*SPLITS),
+        cell=lambda w: PLAN.design_cell(w.condition),
         code=classifier_code("finetune.py"),
     script:
         "../workflow_scripts/finetune.py"
@@ -98,8 +99,8 @@ rule predict_synthetic:
     input:
         model=f"results/models/{{benchmark}}/{{classifier}}/{REFERENCE}/seed{{seed}}/model.pt",
         dialogues="results/generated/{benchmark}/{dataset}/dialogues.jsonl",
-        knowledge=lambda w: knowledge_files(w, [w.dataset]),
-        encoder=fetched(TRAIN["encoder"]),
+        knowledge=knowledge_of(lambda w: [w.dataset]),
+        encoder=PLAN.fetched(TRAIN["encoder"]),
     output:
         "results/stats/synthetic_predictions/{benchmark}/{dataset}/{classifier}_seed{seed}.jsonl",
     log:
@@ -115,7 +116,7 @@ rule predict_synthetic:
         runtime=60,
         gpu=GPU,
     params:
-        model=model_settings,
+        model=lambda w: PLAN.model_settings(w.benchmark, w.classifier),
         recipe=recipe_of("finetune"),
         code=classifier_code("predict_synthetic.py"),
     script:

@@ -46,7 +46,9 @@ from ercsynth.prompts import Templates, build_prompt  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--benchmarks-dir", default=str(REPO.parent / "shared" / "benchmarks"))
+    ap.add_argument(
+        "--benchmarks-dir", default=os.environ.get("ERCSYNTH_BENCHMARKS", str(REPO / "resources" / "benchmarks"))
+    )
     ap.add_argument("--benchmark", default="MELD")
     ap.add_argument("--distribution", default="natural", choices=["natural", "balanced", "planned"])
     ap.add_argument("--engine", default="llamacpp", choices=["llamacpp", "transformers"])

@@ -1,6 +1,6 @@
 """How well the classifiers and the 4-bit generator use one GPU, with no download.
 
-    python scripts/bench_gpu.py [--benchmarks-dir ../shared/benchmarks] [--json out.json]
+    python scripts/bench_gpu.py [--benchmarks-dir DIR] [--json out.json]
     python scripts/bench_gpu.py --smoke     # the same code at tiny shapes on a CPU (a test runs it)
 
 Random weights of the paper's shapes (roberta-large; Llama-13B for Vicuna) and a byte-level BPE
@@ -264,7 +264,9 @@ def bench_generation(llama_dir: Path, args, device) -> list[dict]:
 # --------------------------------------------------------------------------- main
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--benchmarks-dir", default=str(REPO.parent / "shared" / "benchmarks"))
+    ap.add_argument(
+        "--benchmarks-dir", default=os.environ.get("ERCSYNTH_BENCHMARKS", str(REPO / "resources" / "benchmarks"))
+    )
     ap.add_argument("--smoke", action="store_true", help="tiny shapes, runs on a CPU in under 2 minutes")
     ap.add_argument("--dialogues", type=int, default=None, help="MELD training dialogues timed (after warm-up)")
     ap.add_argument("--warmup", type=int, default=3, help="steps before timing")

@@ -35,7 +35,9 @@ from ercsynth.training import Trainer, evaluate, seeded_model  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--benchmarks-dir", default=str(REPO.parent / "shared" / "benchmarks"))
+    ap.add_argument(
+        "--benchmarks-dir", default=os.environ.get("ERCSYNTH_BENCHMARKS", str(REPO / "resources" / "benchmarks"))
+    )
     ap.add_argument("--benchmark", default="MELD")
     ap.add_argument("--classifier", default="emoberta")
     ap.add_argument("--train", type=int, default=None, help="training dialogues (default: config.yaml's cap)")

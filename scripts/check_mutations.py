@@ -270,6 +270,70 @@ MUTATIONS = (
         "counts = Counter(u.label for d in test for u in d.utterances)",
         ("tests/test_stats.py::test_the_majority_floor_predicts_the_train_splits_most_frequent_label_on_test",),
     ),
+    # The experiment plan (ercsynth/plan.py) and the one list per fact.
+    Mutation(
+        "plan-template-fields-unchecked",
+        "ercsynth/plan.py",
+        "        try:\n            Templates.load(*paths)\n",
+        "        try:\n            pass\n",
+        ("tests/test_plan.py::test_a_template_with_an_unknown_field_stops_the_plan",),
+    ),
+    Mutation(
+        "plan-per-benchmark-names-unchecked",
+        "ercsynth/plan.py",
+        '        named += [(setting_key(g, "per_benchmark"), b["per_benchmark"]) for g, b in self.generators.items()]\n',
+        "",
+        ("tests/test_plan.py::test_bad_configs_stop_the_plan_naming_the_key",),
+    ),
+    Mutation(
+        "plan-iemocap-always-added",
+        "ercsynth/plan.py",
+        'if present and self.config["add_iemocap_if_present"]:',
+        "if present:",
+        ("tests/test_plan.py::test_iemocap_joins_the_run_when_present_and_asked",),
+    ),
+    Mutation(
+        "generation-gets-unread-sections",
+        "ercsynth/generation.py",
+        'params[gen["backend"]] = gen[gen["backend"]]',
+        'params.update({k: gen[k] for k in ("llamacpp", "transformers", "openai")})',
+        ("tests/test_plan.py::test_a_job_gets_exactly_the_generation_keys_it_reads",),
+    ),
+    Mutation(
+        "per-benchmark-schema-own-minimum",
+        "rules/schemas/config.schema.yaml",
+        'max_new_tokens: {$ref: "#/properties/generation/properties/max_new_tokens"}',
+        "max_new_tokens: {type: integer, minimum: 1}",
+        ("tests/test_plan.py::test_bad_configs_stop_the_plan_naming_the_key",),
+    ),
+    Mutation(
+        "rule-without-environment",
+        "rules/parsing.smk",
+        '        f"{LOGS}/parse/{{benchmark}}_{{dataset}}.log",\n    conda:\n        "../envs/generation.yaml"\n',
+        '        f"{LOGS}/parse/{{benchmark}}_{{dataset}}.log",\n',
+        ("tests/test_envs.py::test_every_rule_with_a_script_has_an_environment",),
+    ),
+    Mutation(
+        "axis-plot-drops-runs",
+        "ercsynth/plots.py",
+        'lines = sub[sub["_cond"] != "baseline"] if by_size else sub\n',
+        'lines = sub[sub["_cond"] != "baseline"] if by_size else sub[sub["_cond"] == "baseline"]\n',
+        ("tests/test_stats.py::test_the_axis_plots_draw_every_condition",),
+    ),
+    Mutation(
+        "cpu-autocast-ignored",
+        "ercsynth/training.py",
+        '    if precision in ("bf16", "fp16"):\n        return torch.autocast(',
+        '    if device.type == "cuda" and precision in ("bf16", "fp16"):\n        return torch.autocast(',
+        ("tests/test_training.py::test_mixed_precision_trains_on_the_cpu",),
+    ),
+    Mutation(
+        "auto-precision-always-fp32",
+        "ercsynth/training.py",
+        'return "bf16" if cpu_has_native_bf16() else "no"',
+        'return "no"',
+        ("tests/test_training.py::test_auto_precision_is_bf16_only_on_a_cpu_with_native_bf16",),
+    ),
 )
 
 
@@ -289,7 +353,6 @@ def run(mutation: Mutation, keep: bool) -> tuple[bool, float, str]:
             raise SystemExit(f"{mutation.name}: the line to mutate is not (exactly once) in {mutation.file}")
         path.write_text(text.replace(mutation.before, mutation.after), encoding="utf-8")
         env = os.environ | {"PYTHONPATH": str(work), "HF_HUB_OFFLINE": "1"}
-        env.setdefault("ERCSYNTH_BENCHMARKS", str(REPO.parent / "shared" / "benchmarks"))
         start = time.perf_counter()
         cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-rf", "-m", "not workflow", "-p", "no:cacheprovider"]
         proc = subprocess.run(

@@ -1,6 +1,6 @@
 """Yield and data quality of generators side by side, each through the real workflow.
 
-    python scripts/compare_generators.py [--benchmarks-dir ../shared/benchmarks] [--dialogues 32]
+    python scripts/compare_generators.py [--benchmarks-dir DIR] [--dialogues 32]
         [--workdir FOLDER] [--only gemma3-llamacpp smollm2-llamacpp smollm2-transformers]
 
 Each generator runs `snakemake results/stats/data_quality.csv` in its own work folder (generation,
@@ -74,7 +74,9 @@ def run(name: str, workdir: Path, benchmarks_dir: str, dialogues: int, sample: i
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--benchmarks-dir", default=str(REPO.parent / "shared" / "benchmarks"))
+    ap.add_argument(
+        "--benchmarks-dir", default=os.environ.get("ERCSYNTH_BENCHMARKS", str(REPO / "resources" / "benchmarks"))
+    )
     ap.add_argument("--dialogues", type=int, default=32)
     ap.add_argument("--sample", type=int, default=150, help="utterances per distinct-n sample (all datasets)")
     ap.add_argument("--workdir", type=Path, default=None, help="keep the work folders here (default: a temporary one)")

@@ -2,7 +2,7 @@
 three baselines on MELD through the workflow itself, and this prints test weighted F1 (mean +- sd
 over the seeds) and the time per run.
 
-    python scripts/compare_recipes.py [--benchmarks-dir ../shared/benchmarks] [--train 300]
+    python scripts/compare_recipes.py [--benchmarks-dir DIR] [--train 300]
         [--seeds 1 2] [--epochs 2] [--cores 2] [--workdir results/recipe-comparison] [--table-only]
 
 - `original`: each classifier's recipe from configs/paper.yaml (batch, what is shuffled, schedule,
@@ -21,6 +21,7 @@ import argparse
 import copy
 import csv
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -32,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ercsynth.config import load_config  # noqa: E402
+from ercsynth.design import CLASSIFIERS  # noqa: E402
 
-CLASSIFIERS = ("compm", "emoberta", "todkat")
 RECIPES = ("original", "batched")
 MARGIN = 0.5  # points of weighted F1 allowed beyond the original's sd
 
@@ -125,7 +126,9 @@ def table(args) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--benchmarks-dir", default=str(REPO.parent / "shared" / "benchmarks"))
+    ap.add_argument(
+        "--benchmarks-dir", default=os.environ.get("ERCSYNTH_BENCHMARKS", str(REPO / "resources" / "benchmarks"))
+    )
     ap.add_argument("--train", type=int, default=300, help="MELD training dialogues (dev and test: all)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--epochs", type=int, default=2)

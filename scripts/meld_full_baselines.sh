@@ -4,7 +4,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 workdir=${1:-results_meld_full}
-bench=$(cd "${2:-$repo/../shared/benchmarks}" && pwd)
+bench=$(cd "${2:-${ERCSYNTH_BENCHMARKS:-$repo/resources/benchmarks}}" && pwd)
 mkdir -p "$workdir"
 start=$SECONDS
 snakemake -s "$repo/Snakefile" -d "$workdir" --cores all \

@@ -9,7 +9,7 @@
 set -euo pipefail
 what=${1:?run, axes or suite}
 repo=$(cd "$(dirname "$0")/.." && pwd)
-bench=$(cd "${2:-$repo/../shared/benchmarks}" && pwd)
+bench=$(cd "${2:-${ERCSYNTH_BENCHMARKS:-$repo/resources/benchmarks}}" && pwd)
 clone=$(mktemp -d "${TMPDIR:-/tmp}/ercsynth-$what.XXXXXX")
 git clone -q "$repo" "$clone"
 # The tests find the benchmarks beside the repository (or via ERCSYNTH_BENCHMARKS).

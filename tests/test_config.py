@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import BENCH, REPO, job_blocks, snakemake
+from conftest import REPO, job_blocks, snakemake
 
 from ercsynth.config import ConfigError, check_config, coerce, config_errors, load_config, load_schema
 
@@ -132,34 +132,6 @@ def test_snakemake_stops_before_any_job_on_a_bad_config(tmp_path):
     assert proc.returncode != 0
     assert "config key 'benchmarks': unknown benchmark(s) Friends" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
-
-
-@pytest.mark.workflow
-def test_iemocap_missing_is_a_clear_error(tmp_path):
-    (tmp_path / "bench" / "MELD").mkdir(parents=True)
-    for split in ("train", "dev", "test"):
-        (tmp_path / "bench" / "MELD" / f"{split}_sent_emo.csv").write_bytes(
-            (BENCH / "MELD" / f"{split}_sent_emo.csv").read_bytes()
-        )
-    proc = snakemake(
-        tmp_path,
-        "-n",
-        check=False,
-        configfile=None,
-        bench=tmp_path / "bench",
-        extra_config=["benchmarks=[MELD,IEMOCAP]"],
-    )
-    assert proc.returncode != 0
-    out = proc.stdout + proc.stderr
-    assert "IEMOCAP is licensed by USC SAIL and is never downloaded" in out
-    assert "iemocap_train.txt" in out
-
-
-@pytest.mark.workflow
-def test_iemocap_added_at_start_up_when_present(tmp_path, iemocap):
-    proc = snakemake(tmp_path, "-n", configfile=None, extra_config=["add_iemocap_if_present=True"])
-    assert "IEMOCAP files found" in proc.stdout + proc.stderr
-    assert "results/generated/IEMOCAP/balanced/dialogues.jsonl" in proc.stdout + proc.stderr
 
 
 @pytest.mark.workflow

@@ -105,3 +105,11 @@ def test_every_parse_rejection_reason_is_in_the_generation_docs():
     table = page.split("<!-- parse reasons: start -->", 1)[1].split("<!-- parse reasons: end -->", 1)[0]
     listed = [line.split("`")[1] for line in table.splitlines() if line.startswith("| `")]
     assert listed == list(REASONS)
+
+
+def test_the_readme_layout_names_every_module_of_the_package():
+    layout = (REPO / "README.md").read_text().split("## Layout", 1)[1].split("## ", 1)[0]
+    words = set(re.findall(r"[a-z_]+", layout))
+    modules = {p.stem for p in (REPO / "ercsynth").glob("*.py") if p.stem != "__init__"}
+    packages = {p.name for p in (REPO / "ercsynth").iterdir() if (p / "__init__.py").exists()}
+    assert not (modules | packages) - words, sorted((modules | packages) - words)

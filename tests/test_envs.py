@@ -30,16 +30,20 @@ LOCAL = {"ercsynth", "_job"}
 RULE = re.compile(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", re.M)
 
 
-def rules() -> list[tuple[str, str, str]]:
-    """(rule, env file, script) for every rule with both."""
+def all_rules() -> list[tuple[str, str | None, str | None]]:
+    """(rule, env file or None, script or None) for every rule of rules/*.smk."""
     found = []
     for smk in sorted((REPO / "rules").glob("*.smk")):
         for name, body in RULE.findall(smk.read_text()):
             env = re.search(r"conda:\s*\n\s*\"\.\./(envs/[\w.]+)\"", body)
             script = re.search(r"script:\s*\n\s*\"\.\./(workflow_scripts/[\w.]+)\"", body)
-            if env and script:
-                found.append((name, env.group(1), script.group(1)))
+            found.append((name, env and env.group(1), script and script.group(1)))
     return found
+
+
+def rules() -> list[tuple[str, str, str]]:
+    """(rule, env file, script) for every rule with both."""
+    return [(name, env, script) for name, env, script in all_rules() if env and script]
 
 
 class _ModuleLevel(ast.NodeVisitor):
@@ -77,7 +81,10 @@ def env_packages(env: Path) -> set[str]:
 
 
 def test_every_rule_with_a_script_has_an_environment():
-    assert len(rules()) >= 14  # every rule but `all`
+    found = all_rules()
+    assert len(found) >= 17  # the rule files were read (every rule but `all`)
+    without = [name for name, env, script in found if script and not env]
+    assert not without, f"rules with a script and no conda: environment: {without}"
 
 
 @pytest.mark.parametrize(("rule", "env", "script"), rules(), ids=lambda x: x if "/" not in x else None)

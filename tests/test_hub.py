@@ -188,13 +188,3 @@ def test_gated_model_fails_in_fetch_model_with_the_remedy(hub, tmp_path):
     # With the token that the hub expects, the same target succeeds.
     snakemake(tmp_path, marker, extra_config=settings, env=env | {"HF_TOKEN": stand_in.token})
     assert (tmp_path / marker).exists()
-
-
-@pytest.mark.workflow
-def test_a_value_that_is_no_folder_and_no_hub_id_stops_before_any_job(tmp_path):
-    proc = snakemake(tmp_path, "-n", extra_config=["training={encoder: ./no/such/model}"], check=False)
-    assert proc.returncode != 0
-    assert (
-        "config key 'training.encoder': './no/such/model' is neither a local folder nor a hub id"
-        in proc.stdout + proc.stderr
-    )

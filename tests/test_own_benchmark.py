@@ -23,8 +23,10 @@ from ercsynth.benchmarks import (
     load_file,
     load_split,
 )
+from ercsynth.config import load_config
 from ercsynth.dialogues import read_dialogues
 from ercsynth.labels import BUILTIN_FILE
+from ercsynth.plan import Plan, PlanError
 
 OWN_LABELS = ["neutral", "happiness", "surprise", "sadness", "anger", "fear", "disgust"]
 # MELD's labels -> the corpus's spellings in its files (raw_labels maps them back).
@@ -207,7 +209,6 @@ def own_config(tmp_path, **definition_extra) -> str:
     return path
 
 
-@pytest.mark.workflow
 @pytest.mark.parametrize(
     ("break_it", "message"),
     [
@@ -222,15 +223,16 @@ def own_config(tmp_path, **definition_extra) -> str:
         ("empty split", "benchmark_definitions.MyCorpus: {bench}/MyCorpus/dev.txt: no dialogue in this tsv file"),
     ],
 )
-def test_bad_definitions_stop_the_workflow_before_any_job(tmp_path, break_it, message):
+def test_bad_definitions_stop_the_plan_naming_the_key(tmp_path, break_it, message):
+    """The start-up checks of a user's benchmark (Snakemake runs them before any job: one dry run
+    in test_config.py shows the wiring)."""
     bench = tmp_path / "bench"
     write_corpus(bench)
     config = own_config(tmp_path)
     cfg = yaml.safe_load(config.read_text())
     own = cfg["benchmark_definitions"]["MyCorpus"]
-    extra = []
     if break_it == "unknown benchmark":
-        extra = ["benchmarks=[MyCorpus,Friends]"]
+        cfg["benchmarks"] = ["MyCorpus", "Friends"]
     elif break_it == "missing file":
         (bench / "MyCorpus" / "dev.txt").unlink()
     elif break_it == "label not defined":
@@ -244,11 +246,9 @@ def test_bad_definitions_stop_the_workflow_before_any_job(tmp_path, break_it, me
         own["labels"][-1] = "fear"
     else:
         cfg["benchmark_definitions"] = {"IEMOCAP": own}
-    config.write_text(yaml.safe_dump(cfg))
-    proc = snakemake(tmp_path, "-n", check=False, configfile=config, bench=bench, extra_config=extra)
-    assert proc.returncode != 0
-    assert message.format(bench=bench) in proc.stdout + proc.stderr
-    assert "Job stats" not in proc.stdout + proc.stderr and not (tmp_path / "results").exists()
+    with pytest.raises(PlanError) as caught:
+        Plan.from_config(load_config(REPO / "config.yaml", cfg | {"benchmarks_dir": str(bench)}))
+    assert message.format(bench=bench) in str(caught.value)
 
 
 @pytest.mark.workflow

@@ -268,10 +268,8 @@ def test_a_cancelled_and_a_timed_out_job_come_back_through_the_profile_and_resum
     # What the fine-tuning job needs (the prepared splits, the hard stop on the synthetic data),
     # made once here and copied into each run's folder, so that SLURM runs the fine-tuning jobs alone.
     one_thread = ("--set-threads", "finetune=1")
-    # `long`'s epochs take 2-9 s here, its training 1-5 minutes, so its one-minute first attempt
-    # always ends inside training: after its first checkpoint, before the phase is complete (then
-    # the checkpoint is gone and nothing would resume).
-    small, long = resume_config(2, 12), resume_config(30, 10)
+    # `long` trains for 1-3 minutes here (epochs of 4-10 s), long after its time limit is cut below.
+    small, long = resume_config(2, 12), resume_config(16, 6)
     prepared = tmp_path / "prepared"
     proc = subprocess.run(
         local_command(prepared, "--omit-from", "finetune", config=small),
@@ -290,8 +288,8 @@ def test_a_cancelled_and_a_timed_out_job_come_back_through_the_profile_and_resum
         tmp_path / "cancelled",
         [*slurm_run, *slurm_command(tmp_path / "cancelled", TARGET_FT, *one_thread, config=small)],
     )
-    # The profile's runtimes grow with the attempt (slurm/config.yaml); here 1 minute, then 7.
-    limit = ("--set-resources", "finetune:runtime=6 * attempt - 5")
+    # The profile's runtimes grow with the attempt (slurm/config.yaml); here 10 minutes, then 20.
+    limit = ("--set-resources", "finetune:runtime=10 * attempt")
     timed, timed_out = start_run(
         tmp_path / "timed_out",
         [*slurm_run, *slurm_command(tmp_path / "timed_out", TARGET_FT, *one_thread, *limit, config=long)],
@@ -307,6 +305,15 @@ def test_a_cancelled_and_a_timed_out_job_come_back_through_the_profile_and_resum
     assert len(sbatched) == 1, sbatched
     job_ids = re.findall(r"has been submitted with SLURM jobid (\d+)", cancelled_out.read_text())
     subprocess.run(["scancel", job_ids[-1]], check=True)
+    # The timed-out job: once it has a complete epoch, its time limit is cut to one minute, as an
+    # administrator may, and SLURM ends it at that limit (TIMEOUT) whenever its start-up took.
+    # A fixed one-minute limit ended its first attempt in start-up, before any epoch, on a loaded machine.
+    timed_checkpoint = tmp_path / "timed_out" / TARGET_FT.replace("metrics.json", "checkpoint/finetune/last.pt")
+    while not timed_checkpoint.exists():
+        assert timed.poll() is None and time.time() < deadline, timed_out.read_text()[-4000:]
+        time.sleep(0.1)
+    timed_id = re.findall(r"has been submitted with SLURM jobid (\d+)", timed_out.read_text())[-1]
+    subprocess.run(["scontrol", "update", f"JobId={timed_id}", "TimeLimit=1"], check=True)
     assert cancelled.wait(timeout=600) == 0, cancelled_out.read_text()[-6000:]
     assert timed.wait(timeout=900) == 0, timed_out.read_text()[-6000:]
 
@@ -318,7 +325,7 @@ def test_a_cancelled_and_a_timed_out_job_come_back_through_the_profile_and_resum
     )
     out = timed_out.read_text()
     limits = [re.search(r" -t (\d+)", c).group(1) for c in sbatch_calls(out) if "rule_finetune" in c]
-    assert limits == ["1", "7"] and "SLURM status is: 'TIMEOUT'" in out
+    assert limits == ["10", "20"] and "SLURM status is: 'TIMEOUT'" in out
     assert re.search(
         r"resuming finetune from epoch \d+ \(its last complete epoch\)", finetune_log(tmp_path / "timed_out")
     )

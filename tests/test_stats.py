@@ -484,9 +484,18 @@ def test_the_summary_says_where_pre_training_stops_helping():
 def test_the_axis_plots_draw_every_condition(tmp_path):
     from ercsynth.plots import plot_f1_by_axis
 
-    for axis in ("synthetic_size", "real_fraction"):
+    runs = [f"{g} balanced" for g in ("gemma", "smol")]
+    expected = {
+        # against size: a line per generator x fraction, a dashed baseline per fraction
+        "synthetic_size": [f"{r} (real {f})" for r in runs for f in ("0.1", "1")]
+        + ["baseline (real 0.1)", "baseline (real 1)"],
+        # against the fraction: the baseline and a line per generator x size
+        "real_fraction": ["baseline"] + [f"{r} n{n}" for r in runs for n in ("128", "32")],
+    }
+    for axis, labels in expected.items():
         out = tmp_path / f"{axis}.png"
-        plot_f1_by_axis(design_frame(), axis, out)
+        drawn = plot_f1_by_axis(design_frame(), axis, out)
+        assert drawn and all(sorted(legend) == sorted(labels) for legend in drawn.values()), (axis, drawn)
         assert out.stat().st_size > 10_000
 
 

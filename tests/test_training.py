@@ -3,6 +3,7 @@ one, a state from other settings is never resumed, and passes respect the token 
 
 import logging
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -249,3 +250,30 @@ def test_selection_on_accuracy_keeps_the_most_accurate_dev_epoch(tiny_roberta, t
         summary = trainer.fit("finetune", TRAIN[:2], 2, TRAIN[:1])
         assert summary["select_on"] == select_on
         assert summary["best_dev_weighted_f1"] == [0.5, 0.3][epoch - 1]
+
+
+def test_auto_precision_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch):
+    from ercsynth import training
+
+    cpu = torch.device("cpu")
+    for explicit in ("no", "bf16", "fp16"):
+        assert training.effective_precision(cpu, explicit) == explicit
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)
+    assert training.effective_precision(cpu, "auto") == "bf16"
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: False)
+    assert training.effective_precision(cpu, "auto") == "no"
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_on_the_cpu(tiny_roberta, tmp_path, precision):
+    """bf16 and fp16 now run on the CPU too: the step's matrix products are in that type, the loss is
+    finite and the run records what ran."""
+    trainer = Trainer(model_for(tiny_roberta), replace(OPTIM, precision=precision), VOCAB, 3, tmp_path, "p")
+    assert trainer.precision == precision and (trainer.scaler is not None) == (precision == "fp16")
+    dtypes = []
+    layer = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Linear))
+    handle = layer.register_forward_hook(lambda mod, inp, out: dtypes.append(out.dtype))
+    out = trainer.fit("pretrain", TRAIN[:4], 1)
+    handle.remove()
+    assert dtypes and set(dtypes) == {torch.bfloat16 if precision == "bf16" else torch.float16}
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in out["history"])

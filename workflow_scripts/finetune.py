@@ -37,7 +37,7 @@ finetune = trainer.fit("finetune", train, trainer.recipe.epochs, dev)
 test_metrics, preds = evaluate(trainer.model, test, trainer.vocab, trainer.recipe)
 data = {"train": len(train), "dev": len(dev), "test": len(test), "synthetic": synthetic}
 floor = majority_floor(train, test, trainer.vocab.labels)
-run = identity | {"encoder": trainer.recipe.encoder, "majority_floor_f1": floor}
+run = identity | {"encoder": trainer.recipe.encoder, "precision": trainer.precision, "majority_floor_f1": floor}
 metrics = assemble_metrics(test_metrics, finetune, pretrain, run, data)
 write_jsonl(sm.output.predictions, prediction_rows(test, preds, trainer.vocab))
 save_weights(trainer.model, sm.output.model, identity | {"labels": list(trainer.vocab.labels), "phase": "finetune"})

@@ -226,130 +226,146 @@ class LlamaCppBackend:
         seeds: list[int],
         formats: list[LineFormat] | None = None,
     ) -> list[Completion]:
-        import torch
-
-        processor = None
-        if formats is not None:
-            from ercsynth.constraints import LineFormatProcessor
-
-            processor = LineFormatProcessor(
-                self.token_table(), formats, [p.prefix for p in prompts], params.max_new_tokens, 0.0, 1.0
-            )
-        pieces = self.pieces()
-        results: list[Completion | None] = [None] * len(prompts)
-        queue = list(range(len(prompts)))
-        free = list(range(self.parallel))
-        running: list[_Running] = []
-
-        def finish(run: _Running) -> None:
-            text = run.raw.decode("utf-8", errors="replace")
-            results[run.index] = Completion(
-                text=cut_at_stops(text, prompts[run.index].style),
-                prompt_tokens=run.prompt_tokens,
-                completion_tokens=len(run.tokens),
-                seconds=time.perf_counter() - run.started,
-                error=run.error,
-                forced=processor is not None and processor.states[run.index].forced,
-            )
-            free.append(run.slot)
-
-        def stopped(run: _Running, token: int) -> bool:
-            """Take `token`; True when the attempt ends with it (an end-of-generation token is not kept)."""
-            if token == self.eos or (processor is None and self.lc.llama_vocab_is_eog(self.vocab, token)):
-                return True
-            run.tokens.append(token)
-            run.seen.add(token)
-            run.raw += pieces[token]
-            if processor is not None:
-                processor.observe(run.index, token)
-                if processor.done(run.index):  # the asked lines are written (or, never, the format broke)
-                    return True
-            elif prompts[run.index].style == "completion":
-                tail = bytes(run.raw[-64:]).decode("utf-8", errors="replace")
-                if any(stop in tail for stop in COMPLETION_STOPS):
-                    return True
-            return len(run.tokens) >= params.max_new_tokens
-
-        def sample(rows: list[_Running], scores) -> list[int]:
-            scores = scores.float()
-            for i, run in enumerate(rows):
-                penalize_repeats(scores[i], run.seen, params.repetition_penalty)
-            if processor is not None:
-                scores = processor.mask([r.index for r in rows], scores)
-            if params.temperature <= 0:
-                return scores.argmax(dim=-1).tolist()
-            values, index = torch.topk(scores / params.temperature, min(TOP_K, scores.shape[-1]), dim=-1)
-            probs = values.softmax(dim=-1)
-            if params.top_p < 1.0:
-                probs = probs.masked_fill(probs.cumsum(dim=-1) - probs > params.top_p, 0.0)  # keeps the best
-            out = []
-            for i, run in enumerate(rows):
-                row = probs[i]
-                if not torch.isfinite(row).all() or row.sum() <= 0:  # every token masked: end the attempt
-                    out.append(self.eos)
-                    continue
-                out.append(int(index[i, torch.multinomial(row, 1, generator=run.generator)]))
-            return out
-
-        # The prompts' common start (the header and the legend) is read once for the whole call; each
-        # attempt reads at least its last token itself, since its first draw needs that position's logits.
+        call = _Call(self, prompts, params, formats)
         encoded = [self.tokenize(p.text) for p in prompts]
-        prefix = _common_prefix(encoded) if len(prompts) > 1 else 0
+        prefix = self._read_shared_prefix(encoded)
+        queue, running = list(range(len(prompts))), []
+        while queue or running:
+            while queue and call.free:  # fill free slots
+                run = self._admit(call, queue.pop(0), encoded, prefix, seeds)
+                if run is not None:
+                    running.append(run)
+            if running:
+                running = self._step(call, running)
+        self.lc.llama_memory_clear(self._memory, True)
+        return [r for r in call.results if r is not None]
+
+    def _read_shared_prefix(self, encoded: list[list[int]]) -> int:
+        """The prompts' common start (the header and the legend) is read once for the whole call; each
+        attempt reads at least its last token itself, since its first draw needs that position's logits."""
+        prefix = _common_prefix(encoded) if len(encoded) > 1 else 0
         prefix = min(prefix, min((len(t) for t in encoded), default=1) - 1, self.context - 1)
         self.lc.llama_memory_seq_rm(self._memory, self._prefix_seq, -1, -1)
         if prefix >= MIN_SHARED_PREFIX and self._read(encoded[0][:prefix], 0, self._prefix_seq, False) == 0:
-            log.debug("%d prompt tokens shared by %d prompts", prefix, len(prompts))
-        else:
-            prefix = 0
-            self.lc.llama_memory_seq_rm(self._memory, self._prefix_seq, -1, -1)
+            log.debug("%d prompt tokens shared by %d prompts", prefix, len(encoded))
+            return prefix
+        self.lc.llama_memory_seq_rm(self._memory, self._prefix_seq, -1, -1)
+        return 0
 
-        while queue or running:
-            # Fill free slots: read the prompt, draw the first token from its last position's logits.
-            while queue and free:
-                i = queue.pop(0)
-                generator = torch.Generator().manual_seed(seeds[i])
-                run = _Running(index=i, slot=free.pop(0), pos=0, generator=generator)
-                tokens = encoded[i]
-                run.prompt_tokens = len(tokens)
-                run.seen = set(tokens)
-                status = self._start(run, tokens, prefix)
-                if status != 0:
-                    run.error = (
-                        f"prompt of {len(tokens)} tokens does not fit the context of {self.context} per sequence "
-                        "(generation.llamacpp.context)"
-                        if status == -1
-                        else f"llama_decode failed ({status})"
-                    )
-                    finish(run)
-                    continue
-                first = sample([run], self._logits(1))[0]
-                if stopped(run, first):
-                    finish(run)
-                else:
-                    run.last = first
-                    running.append(run)
-            if not running:
-                continue
-            status = self._decode([(r.last, r.pos, r.slot, True) for r in running])
-            if status != 0:  # e.g. the KV cache is full: the attempts end with what they have
-                for run in running:
-                    run.error = f"llama_decode failed ({status})"
-                    finish(run)
-                running = []
-                continue
+    def _admit(self, call: _Call, i: int, encoded: list[list[int]], prefix: int, seeds: list[int]) -> _Running | None:
+        """Read attempt i's prompt into a free slot and draw its first token from the last position's
+        logits; None when the attempt has already ended (an unreadable prompt, or a first token that stops)."""
+        import torch
+
+        run = _Running(index=i, slot=call.free.pop(0), pos=0, generator=torch.Generator().manual_seed(seeds[i]))
+        tokens = encoded[i]
+        run.prompt_tokens, run.seen = len(tokens), set(tokens)
+        status = self._start(run, tokens, prefix)
+        if status != 0:
+            run.error = (
+                f"prompt of {len(tokens)} tokens does not fit the context of {self.context} per sequence "
+                "(generation.llamacpp.context)"
+                if status == -1
+                else f"llama_decode failed ({status})"
+            )
+            call.finish(run)
+            return None
+        first = call.sample([run], self._logits(1))[0]
+        if call.stopped(run, first):
+            call.finish(run)
+            return None
+        run.last = first
+        return run
+
+    def _step(self, call: _Call, running: list[_Running]) -> list[_Running]:
+        """Decode one token for every running attempt; the attempts that go on."""
+        status = self._decode([(r.last, r.pos, r.slot, True) for r in running])
+        if status != 0:  # e.g. the KV cache is full: the attempts end with what they have
             for run in running:
-                run.pos += 1
-            tokens = sample(running, self._logits(len(running)))
-            still = []
-            for run, token in zip(running, tokens, strict=True):
-                if stopped(run, token):
-                    finish(run)
-                else:
-                    run.last = token
-                    still.append(run)
-            running = still
-        self.lc.llama_memory_clear(self._memory, True)
-        return [r for r in results if r is not None]
+                run.error = f"llama_decode failed ({status})"
+                call.finish(run)
+            return []
+        for run in running:
+            run.pos += 1
+        still = []
+        for run, token in zip(running, call.sample(running, self._logits(len(running))), strict=True):
+            if call.stopped(run, token):
+                call.finish(run)
+            else:
+                run.last = token
+                still.append(run)
+        return still
+
+
+class _Call:
+    """One generate call's sampler, stop rules and results (the attempts share the line-format processor)."""
+
+    def __init__(self, backend: LlamaCppBackend, prompts: list[Prompt], params: DecodingParams, formats) -> None:
+        self.backend, self.prompts, self.params = backend, prompts, params
+        self.processor = None
+        if formats is not None:
+            from ercsynth.constraints import LineFormatProcessor
+
+            self.processor = LineFormatProcessor(
+                backend.token_table(), formats, [p.prefix for p in prompts], params.max_new_tokens, 0.0, 1.0
+            )
+        self.pieces = backend.pieces()
+        self.results: list[Completion | None] = [None] * len(prompts)
+        self.free = list(range(backend.parallel))
+
+    def finish(self, run: _Running) -> None:
+        text = run.raw.decode("utf-8", errors="replace")
+        self.results[run.index] = Completion(
+            text=cut_at_stops(text, self.prompts[run.index].style),
+            prompt_tokens=run.prompt_tokens,
+            completion_tokens=len(run.tokens),
+            seconds=time.perf_counter() - run.started,
+            error=run.error,
+            forced=self.processor is not None and self.processor.states[run.index].forced,
+        )
+        self.free.append(run.slot)
+
+    def stopped(self, run: _Running, token: int) -> bool:
+        """Take `token`; True when the attempt ends with it (an end-of-generation token is not kept)."""
+        backend, processor = self.backend, self.processor
+        if token == backend.eos or (processor is None and backend.lc.llama_vocab_is_eog(backend.vocab, token)):
+            return True
+        run.tokens.append(token)
+        run.seen.add(token)
+        run.raw += self.pieces[token]
+        if processor is not None:
+            processor.observe(run.index, token)
+            if processor.done(run.index):  # the asked lines are written (or, never, the format broke)
+                return True
+        elif self.prompts[run.index].style == "completion":
+            tail = bytes(run.raw[-64:]).decode("utf-8", errors="replace")
+            if any(stop in tail for stop in COMPLETION_STOPS):
+                return True
+        return len(run.tokens) >= self.params.max_new_tokens
+
+    def sample(self, rows: list[_Running], scores) -> list[int]:
+        import torch
+
+        params = self.params
+        scores = scores.float()
+        for i, run in enumerate(rows):
+            penalize_repeats(scores[i], run.seen, params.repetition_penalty)
+        if self.processor is not None:
+            scores = self.processor.mask([r.index for r in rows], scores)
+        if params.temperature <= 0:
+            return scores.argmax(dim=-1).tolist()
+        values, index = torch.topk(scores / params.temperature, min(TOP_K, scores.shape[-1]), dim=-1)
+        probs = values.softmax(dim=-1)
+        if params.top_p < 1.0:
+            probs = probs.masked_fill(probs.cumsum(dim=-1) - probs > params.top_p, 0.0)  # keeps the best
+        out = []
+        for i, run in enumerate(rows):
+            row = probs[i]
+            if not torch.isfinite(row).all() or row.sum() <= 0:  # every token masked: end the attempt
+                out.append(self.backend.eos)
+                continue
+            out.append(int(index[i, torch.multinomial(row, 1, generator=run.generator)]))
+        return out
 
 
 def _common_prefix(sequences: list[list[int]]) -> int:
