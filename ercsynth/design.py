@@ -25,6 +25,10 @@ from ercsynth.config import config_errors, merge
 
 BASELINE = "baseline"
 DISTRIBUTIONS = ("natural", "balanced", "planned")
+# Controls: conditions made from a generated dataset that take out what is to be tested. `shuffled`
+# pre-trains on a distribution's texts with its labels permuted across the dataset (texts and label
+# counts kept, the link between them gone): is it the labels, or just more in-domain text?
+CONTROLS = ("shuffled",)
 # The classifiers, each with its module ercsynth/models/<name>.py (the schema's enum is tested against it).
 CLASSIFIERS = ("compm", "emoberta", "todkat")
 ALL = "all"  # the synthetic size that uses every accepted dialogue
@@ -98,7 +102,7 @@ class Run:
 # A benchmark or generator name (benchmarks.py checks definitions with it).
 NAME = r"[A-Za-z][A-Za-z0-9_-]{0,39}"
 FRACTION = r"(?:0|1)?\.\d+|1(?:\.0)?|\d(?:\.\d+)?e-\d+"
-DISTRIBUTION = "|".join(DISTRIBUTIONS)
+DISTRIBUTION = "|".join((*DISTRIBUTIONS, *CONTROLS))  # what a run token's dataset part may be
 TOKEN = re.compile(
     rf"(?:(?P<generator>{NAME})/)?(?P<distribution>{BASELINE}|{DISTRIBUTION})"
     rf"(?:/n(?P<size>[1-9]\d*))?(?:/real(?P<fraction>{FRACTION}))?"
@@ -107,11 +111,12 @@ TOKEN = re.compile(
 RESERVED = re.compile(rf"(?:{BASELINE}|{DISTRIBUTION}|n\d+|real[0-9.e-]+|seed\d+|raw|hf|verified)")
 
 
-def dataset_pattern(generators: Sequence[str]) -> str:
-    """The regular expression of the dataset tokens of these generator names ('' = none named)."""
+def dataset_pattern(generators: Sequence[str], kinds: Sequence[str] = (*DISTRIBUTIONS, *CONTROLS)) -> str:
+    """The regular expression of the dataset tokens of these generator names ('' = none named), of
+    these kinds (by default generated datasets and controls)."""
     named = "|".join(re.escape(g) for g in generators if g)
     head = f"(?:(?:{named})/)?" if named else ""
-    return f"{head}(?:{DISTRIBUTION})"
+    return f"{head}(?:{'|'.join(kinds)})"
 
 
 def pretrained_pattern(generators: Sequence[str]) -> str:
@@ -161,11 +166,13 @@ def synthetic_sizes(config: dict) -> list[int | None]:
 
 
 def runs(config: dict, distributions: Sequence[str]) -> list[Run]:
-    """Every fine-tuning run of one benchmark (its distributions), baselines first, in a stable order."""
+    """Every fine-tuning run of one benchmark (its distributions, then the controls made from them),
+    baselines first, in a stable order."""
     fractions = [float(f) for f in config["real_fractions"]]
     out = [Run(BASELINE, fraction=f) for f in fractions]
+    kinds = [*distributions, *(config["controls"] if distributions else [])]
     for generator in generator_blocks(config):
-        for dist in distributions:
+        for dist in kinds:
             for size in synthetic_sizes(config):
                 out += [Run(dist, generator, size, f) for f in fractions]
     return out
@@ -204,3 +211,16 @@ def real_subset(dialogues: Sequence[T], fraction: float, seed: int) -> list[T]:
         return list(dialogues)
     keep = max(1, math.floor(fraction * len(dialogues) + 0.5))
     return nested_subset(dialogues, keep, seed, "real")
+
+
+def shuffled_labels(dialogues: Sequence, seed: int) -> list:
+    """The `shuffled` control: the same dialogues and texts, the labels permuted across the whole
+    dataset (seeded), so every label count stays and the link between a text and its label is gone."""
+    from ercsynth.dialogues import Dialogue, Utterance
+
+    labels = [u.label for d in dialogues for u in d.utterances]
+    random.Random(f"shuffled:{seed}").shuffle(labels)
+    drawn = iter(labels)
+    return [
+        Dialogue(d.dialogue_id, [Utterance(u.speaker, u.text, next(drawn)) for u in d.utterances]) for d in dialogues
+    ]

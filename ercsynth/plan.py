@@ -35,6 +35,7 @@ from ercsynth.benchmarks import (
 )
 from ercsynth.config import ConfigError, check_config, load_schema
 from ercsynth.design import (
+    CONTROLS,
     DesignError,
     Run,
     generator_blocks,
@@ -92,6 +93,7 @@ class Plan:
             plan.prompt_files(gen)
             plan.gguf(gen)
         plan._check_verification()
+        plan._check_controls()
         return plan
 
     def _check_benchmark_names(self) -> None:
@@ -160,6 +162,17 @@ class Plan:
                     "embedded model"
                 )
 
+    def _check_controls(self) -> None:
+        source = self.config["control_source"]
+        if not self.config["controls"] or source is None:
+            return
+        lacking = [b for b in self.benchmarks if self.distributions_of[b] and source not in self.distributions_of[b]]
+        if lacking:
+            raise PlanError(
+                f"config key 'control_source': {source!r} is not a distribution of {', '.join(lacking)} "
+                "(distributions, distributions_by_benchmark); null takes each benchmark's first"
+            )
+
     # ------------------------------------------------------------------ the experiment's structure
     @property
     def benchmarks_dir(self) -> str:
@@ -187,6 +200,24 @@ class Plan:
         return [
             (b, Run(d, g).dataset) for b in self.benchmarks for g in self.generators for d in self.distributions_of[b]
         ]
+
+    @property
+    def control_datasets(self) -> list[tuple[str, str]]:
+        """The controls' datasets (benchmark, [generator/]control), made from a generated one."""
+        return [
+            (b, Run(c, g).dataset)
+            for b in self.benchmarks
+            for g in self.generators
+            for c in self.config["controls"]
+            if self.distributions_of[b]
+        ]
+
+    def control_source(self, bench: str, dataset: str) -> str:
+        """The dialogues a control is made from: its generator's `control_source` distribution (by
+        default the benchmark's first), as pre-training would read them."""
+        run = Run.parse(dataset)
+        source = self.config["control_source"] or self.distributions_of[bench][0]
+        return self.synthetic_dialogues(bench, Run(source, run.generator).dataset)
 
     @property
     def verified(self) -> list[str]:
@@ -384,7 +415,8 @@ class Plan:
         """What pre-training reads: the parsed dataset, or what label verification kept of it."""
         run = Run.parse(condition)
         folder = f"results/generated/{bench}/{run.dataset}"
-        return f"{folder}/verified/dialogues.jsonl" if run.generator in self.verified else f"{folder}/dialogues.jsonl"
+        verified = run.generator in self.verified and run.distribution not in CONTROLS  # a control is made from it
+        return f"{folder}/verified/dialogues.jsonl" if verified else f"{folder}/dialogues.jsonl"
 
     def finetune_inputs(self, bench: str, classifier: str, condition: str, seed: str) -> dict:
         """The real splits, pretrained.pt unless baseline, TODKAT's COMET knowledge of the splits, and

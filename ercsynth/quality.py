@@ -7,12 +7,19 @@ set beside their benchmark's train split (results/stats/data_quality.csv).
   grows; averaged over a few seeded samples;
 - mean_words, speakers_per_dialogue, utterances_per_dialogue;
 - label_transition_share: consecutive lines whose labels differ;
-- js_distance_to_real: Jensen-Shannon distance (base 2) of the label distribution to the train split's.
+- js_distance_to_real: Jensen-Shannon distance (base 2) of the label distribution to the train split's;
+- cut_off_share: utterances that do not end like a sentence (`.`, `!`, `?`, `…`, a closing quote or
+  bracket): text a token budget cut mid-phrase;
+- test_overlap_exact: utterances whose normalised text (lower case, punctuation and spaces collapsed,
+  at least 4 words) is a line of the real dev or test split, which a generator that read the
+  benchmark's source may reproduce, leaking the test set into pre-training;
+- test_overlap_8gram: utterances sharing an 8-word sequence with a line of those splits.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,7 +38,14 @@ COLUMNS = (
     "utterances_per_dialogue",
     "label_transition_share",
     "js_distance_to_real",
+    "cut_off_share",
+    "test_overlap_exact",
+    "test_overlap_8gram",
 )
+SENTENCE_END = tuple(".!?…\"'”’)]»")
+MIN_OVERLAP_WORDS = 4
+OVERLAP_NGRAM = 8
+OVERLAP_WARNING = 0.01  # summary.md warns above this share of copied utterances
 
 
 @dataclass(frozen=True)
@@ -55,11 +69,42 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def cut_off_share(texts: Sequence[str]) -> float:
+    """The share of texts that do not end like a sentence."""
+    return sum(not t.rstrip().endswith(SENTENCE_END) for t in texts) / len(texts) if texts else 0.0
+
+
+def normalised(text: str) -> str:
+    """Lower case, every run of punctuation and spaces one space: the form two copies of a line share."""
+    return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
+
+
+def ngrams(words_: Sequence[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(words_[i : i + n]) for i in range(len(words_) - n + 1)}
+
+
+def test_overlap(texts: Sequence[str], held_out: Sequence[str]) -> dict:
+    """test_overlap_exact and test_overlap_8gram of `texts` against the real dev and test lines."""
+    lines = {line for line in map(normalised, held_out) if len(line.split()) >= MIN_OVERLAP_WORDS}
+    grams = set().union(*(ngrams(line.split(), OVERLAP_NGRAM) for line in map(normalised, held_out)))
+    exact = gram = 0
+    for text in map(normalised, texts):
+        exact += len(text.split()) >= MIN_OVERLAP_WORDS and text in lines
+        gram += bool(ngrams(text.split(), OVERLAP_NGRAM) & grams)
+    n = len(texts)
+    return {"test_overlap_exact": exact / n if n else 0.0, "test_overlap_8gram": gram / n if n else 0.0}
+
+
 def dataset_quality(
-    dialogues: Sequence[Dialogue], real: Sequence[Dialogue], labels: Sequence[str], settings: QualitySettings
+    dialogues: Sequence[Dialogue],
+    real: Sequence[Dialogue],
+    labels: Sequence[str],
+    settings: QualitySettings,
+    held_out: Sequence[Dialogue] = (),
 ) -> dict:
-    """The COLUMNS of one dataset, with `real` (the benchmark's train split) as the label reference;
-    `sample_utterances` says how many utterances each distinct-n sample held."""
+    """The COLUMNS of one dataset, with `real` (the benchmark's train split) as the label reference and
+    `held_out` (its dev and test splits) as the overlap reference; `sample_utterances` says how many
+    utterances each distinct-n sample held."""
     texts = [u.text for d in dialogues for u in d.utterances]
     lines = len(texts)
     pairs = [(a.label, b.label) for d in dialogues for a, b in zip(d.utterances, d.utterances[1:], strict=False)]
@@ -81,4 +126,22 @@ def dataset_quality(
         "utterances_per_dialogue": lines / n,
         "label_transition_share": sum(a != b for a, b in pairs) / len(pairs) if pairs else 0.0,
         "js_distance_to_real": float(jensenshannon(mine, theirs, base=2)) if mine.sum() and theirs.sum() else None,
-    }
+        "cut_off_share": cut_off_share(texts),
+    } | test_overlap(texts, [u.text for d in held_out for u in d.utterances])
+
+
+def overlap_warnings(rows: Sequence[dict]) -> list[str]:
+    """summary.md's warning for each synthetic dataset (data_quality.csv rows) that copies more than
+    OVERLAP_WARNING of its utterances from the real dev or test lines."""
+    out = []
+    for row in rows:
+        if row["dataset"] == "train":
+            continue
+        shares = {k: row[k] for k in ("test_overlap_exact", "test_overlap_8gram") if row[k] > OVERLAP_WARNING}
+        if shares:
+            found = ", ".join(f"{k} {v:.1%}" for k, v in shares.items())
+            out.append(
+                f"> **Warning:** {row['benchmark']} {row['dataset']}: {found} of its utterances copy the real "
+                "dev or test lines (over 1 %): its gains may come from the test set (data_quality.csv)."
+            )
+    return out

@@ -8,6 +8,7 @@ import json
 import math
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from itertools import combinations
 from pathlib import Path
@@ -17,12 +18,13 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from ercsynth.design import ALL, AXES, BASELINE, DISTRIBUTIONS, Run
+from ercsynth.design import ALL, AXES, BASELINE, CONTROLS, DISTRIBUTIONS, Run
 from ercsynth.effects import ALPHA, POWER, BootstrapSettings, dialogue_confusions, holm, paired_bootstrap, unit_of
 from ercsynth.labels import label_distribution, vocabulary
 from ercsynth.metrics import classification_metrics, cohen_kappa
+from ercsynth.quality import overlap_warnings
 
-CONDITION_ORDER = (BASELINE, *DISTRIBUTIONS)
+CONDITION_ORDER = (BASELINE, *DISTRIBUTIONS, *CONTROLS)
 
 
 def results_table(metric_files: list[str | Path]) -> pd.DataFrame:
@@ -134,13 +136,13 @@ def floor_warnings(df: pd.DataFrame) -> list[str]:
     return lines
 
 
-def summary_markdown(df: pd.DataFrame, effects: pd.DataFrame | None = None) -> str:
+def summary_markdown(df: pd.DataFrame, effects: pd.DataFrame | None = None, notes: Sequence[str] = ()) -> str:
     """Mean ± std of weighted F1 over seeds; best per row in bold; deltas against baseline with their
     95 % interval (from `effects`, effects_table's); the majority-class floor per row, and a warning
     first for every baseline near it; one sentence on the smallest detectable effect."""
     df = with_axes(df)
     conditions = [c for c in CONDITION_ORDER if c in set(df["condition"].astype(str))]
-    warnings = floor_warnings(df)
+    warnings = [*notes, *floor_warnings(df)]  # notes: e.g. quality.overlap_warnings
     axes = varied_axes(df)  # a row per value of each axis that varies; the baseline at the same real fraction
     cells = with_baselines_per_cell(df) if axes else df
     has_ci = effects is not None and len(effects) > 0
@@ -555,10 +557,11 @@ class Analysis:
     summary: str
 
 
-def analyse(metric_files: list[str | Path], settings: BootstrapSettings) -> Analysis:
+def analyse(metric_files: list[str | Path], settings: BootstrapSettings, notes: Sequence[str] = ()) -> Analysis:
+    """Everything the aggregate rule writes; `notes` are warnings summary.md puts first."""
     results = results_table(metric_files)
     effects = effects_table(results, read_predictions(metric_files), settings)
-    return Analysis(results, effects, friedman_report(results), summary_markdown(results, effects))
+    return Analysis(results, effects, friedman_report(results), summary_markdown(results, effects, notes))
 
 
 def write_analysis(analysis: Analysis, out_dir: str | Path) -> dict[str, Path]:
@@ -645,7 +648,10 @@ def main(argv: list[str] | None = None) -> int:
     metric_files = sorted((args.results_dir / "models").glob("**/metrics.json"))
     if not metric_files:
         parser.error(f"{args.results_dir / 'models'}: no metrics.json below it (is it a run's results/ folder?)")
-    analysis = analyse(metric_files, BootstrapSettings(args.resamples, args.bootstrap_seed))
+    # The run's data-quality table, where it has one, gives summary.md the same warnings as the workflow's.
+    quality = args.results_dir / "stats" / "data_quality.csv"
+    notes = overlap_warnings(pd.read_csv(quality).to_dict("records")) if quality.exists() else []
+    analysis = analyse(metric_files, BootstrapSettings(args.resamples, args.bootstrap_seed), notes)
     for path in write_analysis(analysis, args.out or args.results_dir / "stats").values():
         print(path)
     return 0

@@ -17,6 +17,7 @@ sys.path.insert(0, workflow.basedir)
 from ercsynth.benchmarks import SPLITS  # noqa: E402
 from ercsynth.design import (
     CLASSIFIERS as ALL_CLASSIFIERS,
+    DISTRIBUTIONS,
     Run,
     dataset_pattern,
     pretrained_pattern,

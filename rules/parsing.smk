@@ -23,6 +23,8 @@ rule parse:
         hf_data="results/generated/{benchmark}/{dataset}/hf/data/train.jsonl",
     log:
         f"{LOGS}/parse/{{benchmark}}_{{dataset}}.log",
+    wildcard_constraints:
+        dataset=dataset_pattern(GENERATORS, DISTRIBUTIONS),
     conda:
         "../envs/generation.yaml"
     resources:
@@ -39,6 +41,30 @@ rule parse:
         code=script_code("parse.py"),
     script:
         "../workflow_scripts/parse.py"
+
+
+# The `shuffled` control (config key controls): a generated dataset's texts, its labels permuted
+# across the dataset; pre-trained and fine-tuned like the others.
+rule shuffle_labels:
+    input:
+        dialogues=lambda w: PLAN.control_source(w.benchmark, w.dataset),
+    output:
+        dialogues="results/generated/{benchmark}/{dataset}/dialogues.jsonl",
+        report="results/generated/{benchmark}/{dataset}/shuffle_report.json",
+    log:
+        f"{LOGS}/shuffle_labels/{{benchmark}}_{{dataset}}.log",
+    wildcard_constraints:
+        dataset=dataset_pattern(GENERATORS, ["shuffled"]),
+    conda:
+        "../envs/stats.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        seed=lambda w: PLAN.block(w.dataset)["seed"],
+        code=script_code("shuffle_labels.py"),
+    script:
+        "../workflow_scripts/shuffle_labels.py"
 
 
 # The hard stop: a dataset with too few valid dialogues fails here, before any model is trained

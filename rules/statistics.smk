@@ -6,6 +6,8 @@ rule aggregate:
         metrics=PLAN.all_runs(),
         # The per-cell bootstrap resamples each run's test predictions (ercsynth.effects).
         predictions=[m.replace("metrics.json", "test_predictions.jsonl") for m in PLAN.all_runs()],
+        # summary.md warns about synthetic sets that copy the real test lines (test_overlap_*).
+        quality="results/stats/data_quality.csv",
     output:
         csv=report("results/stats/results.csv", caption="report/results.rst", category="Results"),
         effects=report("results/stats/effects.csv", caption="report/effects.rst", category="Results"),
@@ -107,6 +109,8 @@ rule data_quality:
     input:
         dialogues=dialogues_of,
         real="results/benchmarks/{benchmark}/train.jsonl",
+        # The lines a generator must not have copied into pre-training (test_overlap_*).
+        held_out=expand("results/benchmarks/{{benchmark}}/{split}.jsonl", split=["dev", "test"]),
     output:
         "results/stats/data_quality/{benchmark}/{source}.json",
     log:

@@ -334,6 +334,36 @@ MUTATIONS = (
         'return "no"',
         ("tests/test_training.py::test_auto_precision_is_bf16_only_on_a_cpu_with_native_bf16",),
     ),
+    Mutation(
+        "overlap-not-normalised",
+        "ercsynth/quality.py",
+        'return " ".join(re.sub(r"[^\\w]+", " ", text.lower()).split())',
+        "return text",
+        ("tests/test_quality.py::test_planted_test_lines_are_found_and_only_they",),
+    ),
+    Mutation(
+        "cut-off-ignores-closing-brackets",
+        "ercsynth/quality.py",
+        """SENTENCE_END = tuple(".!?…\\"'”’)]»")""",
+        """SENTENCE_END = tuple(".!?…")""",
+        ("tests/test_quality.py::test_cut_off_share_counts_utterances_that_stop_mid_phrase",),
+    ),
+    Mutation(
+        "shuffled-labels-kept",
+        "ercsynth/design.py",
+        'random.Random(f"shuffled:{seed}").shuffle(labels)',
+        "pass",
+        ("tests/test_design.py::test_the_shuffled_control_keeps_texts_and_label_counts_and_breaks_their_link",),
+    ),
+    Mutation(
+        "control-from-last-distribution",
+        "ercsynth/plan.py",
+        'source = self.config["control_source"] or self.distributions_of[bench][0]',
+        'source = self.config["control_source"] or self.distributions_of[bench][-1]',
+        (
+            "tests/test_plan.py::test_the_shuffled_control_is_a_condition_of_every_generator_made_from_the_first_distribution",
+        ),
+    ),
 )
 
 

@@ -4,7 +4,7 @@ fraction axes."""
 import re
 
 import pytest
-from conftest import REPO
+from conftest import BENCH, REPO
 
 from ercsynth.config import load_config, load_schema
 from ercsynth.design import (
@@ -97,3 +97,26 @@ def test_smaller_sizes_and_fractions_are_nested_seeded_subsets():
 def test_a_size_above_what_there_is_is_an_error_not_a_smaller_run():
     with pytest.raises(DesignError, match="synthetic size 50 .*synthetic_sizes.* more than the 20"):
         synthetic_subset(list(range(20)), 50, seed=1)
+
+
+def test_the_shuffled_control_keeps_texts_and_label_counts_and_breaks_their_link():
+    from collections import Counter
+
+    from ercsynth.benchmarks import load_split
+    from ercsynth.design import shuffled_labels
+
+    source = load_split(BENCH, "MELD", "dev")[:40]
+    shuffled = shuffled_labels(source, 13)
+    pairs = [
+        (a, b) for d, e in zip(source, shuffled, strict=True) for a, b in zip(d.utterances, e.utterances, strict=True)
+    ]
+    assert all(a.text == b.text and a.speaker == b.speaker for a, b in pairs)
+    assert [d.dialogue_id for d in shuffled] == [d.dialogue_id for d in source]
+    assert Counter(a.label for a, _ in pairs) == Counter(b.label for _, b in pairs)
+    assert sum(a.label != b.label for a, b in pairs) / len(pairs) >= 0.3
+    # The permutation is pinned for a seed (a rerun pre-trains on the same set) and differs with it.
+    assert [b.label for _, b in pairs[:8]] == PINNED_SHUFFLE
+    assert shuffled_labels(source, 13) == shuffled and shuffled_labels(source, 14) != shuffled
+
+
+PINNED_SHUFFLE = ["neutral", "neutral", "surprise", "joy", "anger", "sadness", "neutral", "neutral"]

@@ -241,3 +241,28 @@ def test_the_plan_command_prints_every_job_of_the_paper_dag(paper_workdir):
 def test_the_plan_command_names_the_bad_key(capsys):
     assert main(["--config", "benchmarks=[MELD,Friends]"]) == 2
     assert "config key 'benchmarks': unknown benchmark(s) Friends" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- controls
+def test_the_shuffled_control_is_a_condition_of_every_generator_made_from_the_first_distribution():
+    plan = make_plan({"controls": ["shuffled"], "generators": {"hot": {}, "cold": {}}})
+    assert plan.control_datasets == [(b, f"{g}/shuffled") for b in ("MELD", "EmoryNLP") for g in ("hot", "cold")]
+    runs = plan.all_runs()
+    assert "results/models/MELD/compm/hot/shuffled/seed1/metrics.json" in runs
+    assert "results/models/EmoryNLP/compm/cold/shuffled/seed1/metrics.json" in runs
+    assert plan.control_source("MELD", "hot/shuffled") == "results/generated/MELD/hot/natural/dialogues.jsonl"
+    assert (
+        plan.control_source("EmoryNLP", "cold/shuffled") == "results/generated/EmoryNLP/cold/balanced/dialogues.jsonl"
+    )
+    # Made from the generated set as pre-training reads it, and never itself verified.
+    verified = make_plan(
+        {"controls": ["shuffled"], "generation": {"backend": "transformers", "verify": {"enabled": True}}}
+    )
+    assert verified.control_source("MELD", "shuffled") == "results/generated/MELD/natural/verified/dialogues.jsonl"
+    assert verified.synthetic_dialogues("MELD", "shuffled") == "results/generated/MELD/shuffled/dialogues.jsonl"
+    assert not make_plan().control_datasets
+
+
+def test_a_control_source_a_benchmark_lacks_names_the_key():
+    message = plan_error({"controls": ["shuffled"], "control_source": "natural"})
+    assert "config key 'control_source': 'natural' is not a distribution of EmoryNLP" in message

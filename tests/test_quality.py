@@ -53,3 +53,55 @@ def test_distinct_n_is_measured_on_samples_of_the_same_size():
     many = [Dialogue(f"d{i}", [Utterance("A", t, "joy"), Utterance("B", t + "!", "joy")]) for i, t in enumerate(texts)]
     q = dataset_quality(many, REAL, LABELS, QualitySettings(sample_utterances=10, samples=2, seed=3))
     assert q["sample_utterances"] == 10
+
+
+def test_cut_off_share_counts_utterances_that_stop_mid_phrase():
+    from ercsynth.quality import cut_off_share
+
+    texts = ["It's pretty good of", "Fine.", "Really?!", "Wow…", 'He said "no"', "(laughs)", "That's the kind of"]
+    assert cut_off_share(texts) == pytest.approx(2 / 7)
+    assert cut_off_share(["Done.  "]) == 0.0 and cut_off_share([]) == 0.0
+
+
+def test_planted_test_lines_are_found_and_only_they():
+    """Three real test lines planted among invented ones (one re-cased and re-punctuated, one inside a
+    longer utterance): exact finds the two whole copies of four words or more, 8-gram all three."""
+    from conftest import BENCH
+
+    from ercsynth.benchmarks import load_split
+
+    test = load_split(BENCH, "MELD", "test")
+    long = [u.text for d in test for u in d.utterances if len(u.text.split()) >= 10]
+    a, b, c = long[0], long[1], long[2]
+    invented = [
+        "We should repaint the kitchen before the weekend, shouldn't we?",
+        "The bus timetable changed again on Monday morning.",
+        "I never liked that museum much, to be honest with you.",
+        "Yeah.",  # short lines are everyone's: never counted as a copy
+    ]
+    planted = [a, b.upper().replace(",", " ,  "), "So, as I was saying: " + c + " Anyway."]
+    texts = invented + planted
+    synthetic = [Dialogue("s", [Utterance("A" if i % 2 else "B", t, "neutral") for i, t in enumerate(texts)])]
+    q = dataset_quality(synthetic, REAL, ("neutral",), QualitySettings(50, 1, 1), held_out=test)
+    assert q["test_overlap_exact"] == pytest.approx(2 / len(texts))
+    assert q["test_overlap_8gram"] == pytest.approx(3 / len(texts))
+    clean = dataset_quality(
+        synthetic[:0] + [Dialogue("s", [Utterance("A", t, "neutral") for t in invented])],
+        REAL,
+        ("neutral",),
+        QualitySettings(50, 1, 1),
+        held_out=test,
+    )
+    assert clean["test_overlap_exact"] == 0.0 and clean["test_overlap_8gram"] == 0.0
+
+
+def test_a_set_that_copies_test_lines_is_warned_about_first_in_the_summary():
+    from ercsynth.quality import overlap_warnings
+
+    rows = [
+        {"benchmark": "MELD", "dataset": "train", "test_overlap_exact": 0.05, "test_overlap_8gram": 0.05},
+        {"benchmark": "MELD", "dataset": "natural", "test_overlap_exact": 0.0, "test_overlap_8gram": 0.02},
+        {"benchmark": "MELD", "dataset": "balanced", "test_overlap_exact": 0.01, "test_overlap_8gram": 0.01},
+    ]
+    warned = overlap_warnings(rows)
+    assert len(warned) == 1 and "MELD natural: test_overlap_8gram 2.0%" in warned[0]

@@ -523,3 +523,8 @@ def test_a_fraction_whose_baseline_sits_at_the_floor_is_left_out_and_warned_abou
     row = next(line for line in text.split("stops helping", 1)[1].splitlines() if line.startswith("| MELD"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2] == "baseline at the floor" and cells[4] == "never helps"  # at 1.0 it loses a point
+
+
+def test_the_summary_puts_its_notes_first():
+    text = summary_markdown(design_frame(), notes=["> **Warning:** MELD natural copies test lines"])
+    assert text.index("copies test lines") < text.index("| benchmark")

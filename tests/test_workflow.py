@@ -344,6 +344,30 @@ def test_a_third_synthetic_size_trains_that_size_only(tiny_run, tmp_path):
     assert planned(work, extra_config=half) == {"finetune": 5, "aggregate": 1}
 
 
+def test_the_shuffled_control_runs_beside_the_finished_conditions(tiny_run, tmp_path):
+    """controls: [shuffled] on a finished run adds the control only: its dataset (the natural set's
+    texts, labels permuted), its pre-training and fine-tuning, and the statistics, which name it."""
+    work = linked_copy(tiny_run, tmp_path / "run")
+    control = ["classifiers=[emoberta]", "controls=[shuffled]"]
+    # (label quality reruns for the narrower classifier list, not for the control: it reads generated sets only)
+    expected = {"shuffle_labels": 1, "pretrain": 1, "finetune": 1, "aggregate": 1, "label_quality": 1}
+    assert planned(work, extra_config=control) == expected
+    snakemake(work, extra_config=control)
+    source, shuffled = (
+        [
+            u
+            for line in (work / f"results/generated/MELD/{d}/dialogues.jsonl").read_text().splitlines()
+            for u in json.loads(line)["utterances"]
+        ]
+        for d in ("natural", "shuffled")
+    )
+    assert [u["text"] for u in shuffled] == [u["text"] for u in source]
+    if len({u["label"] for u in source}) > 1:
+        assert sum(a["label"] != b["label"] for a, b in zip(source, shuffled, strict=True)) / len(source) >= 0.3
+    results = (work / "results/stats/results.csv").read_text()
+    assert ",shuffled," in results and "| shuffled" in (work / "results/stats/summary.md").read_text()
+
+
 @pytest.fixture(scope="module")
 def workflow_copy(tmp_path_factory) -> Path:
     return copy_workflow(tmp_path_factory.mktemp("workflow_copy"))

@@ -5,15 +5,19 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from _job import start
 
 from ercsynth.effects import BootstrapSettings
 from ercsynth.plots import plot_confusions, plot_f1, plot_f1_by_axis, plot_training_curves
+from ercsynth.quality import overlap_warnings
 from ercsynth.stats import analyse, write_analysis
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm, torch_threads=False)
-analysis = analyse(sm.input.metrics, BootstrapSettings.from_config(sm.params.statistics))
+# A synthetic set that copies the real test lines is flagged first in summary.md.
+notes = overlap_warnings(pd.read_csv(sm.input.quality).to_dict("records"))
+analysis = analyse(sm.input.metrics, BootstrapSettings.from_config(sm.params.statistics), notes)
 write_analysis(analysis, Path(sm.output.csv).parent)  # the rule's outputs: results.csv, effects.csv, ...
 df = analysis.results
 plot_f1(df, sm.output.f1_plot, analysis.effects)

@@ -17,6 +17,7 @@ row |= dataset_quality(
     read_dialogues(sm.input.real),
     p.labels,
     QualitySettings.from_config(p.settings),
+    [d for path in sm.input.held_out for d in read_dialogues(path)],
 )
 Path(sm.output[0]).write_text(json.dumps(row, indent=2), encoding="utf-8")
 log.info("%s %s: %s", w.benchmark, w.source, row)
