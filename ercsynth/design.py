@@ -25,10 +25,12 @@ from ercsynth.config import config_errors, merge
 
 BASELINE = "baseline"
 DISTRIBUTIONS = ("natural", "balanced", "planned")
-# Controls: conditions made from a generated dataset that take out what is to be tested. `shuffled`
-# pre-trains on a distribution's texts with its labels permuted across the dataset (texts and label
-# counts kept, the link between them gone): is it the labels, or just more in-domain text?
-CONTROLS = ("shuffled",)
+# Controls: conditions that take out what is to be tested. `shuffled` pre-trains on a distribution's
+# texts with its labels permuted across the dataset (texts and label counts kept, the link between
+# them gone): is it the labels, or just more in-domain text? `real_pretrained` pre-trains on the real
+# train split for as many steps as the synthetic pre-training of the same cell: is it just more steps?
+CONTROLS = ("shuffled", "real_pretrained")
+REAL_PRETRAINED = "real_pretrained"
 # The classifiers, each with its module ercsynth/models/<name>.py (the schema's enum is tested against it).
 CLASSIFIERS = ("compm", "emoberta", "todkat")
 ALL = "all"  # the synthetic size that uses every accepted dialogue

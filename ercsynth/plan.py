@@ -36,6 +36,7 @@ from ercsynth.benchmarks import (
 from ercsynth.config import ConfigError, check_config, load_schema
 from ercsynth.design import (
     CONTROLS,
+    REAL_PRETRAINED,
     DesignError,
     Run,
     generator_blocks,
@@ -163,6 +164,11 @@ class Plan:
                 )
 
     def _check_controls(self) -> None:
+        if REAL_PRETRAINED in self.config["controls"] and [float(f) for f in self.config["real_fractions"]] != [1.0]:
+            raise PlanError(
+                "config key 'controls': real_pretrained pre-trains on the whole real train split, so it needs "
+                "real_fractions: [1.0] (with a smaller fraction it would see more real data than its baseline)"
+            )
         source = self.config["control_source"]
         if not self.config["controls"] or source is None:
             return
@@ -203,13 +209,14 @@ class Plan:
 
     @property
     def control_datasets(self) -> list[tuple[str, str]]:
-        """The controls' datasets (benchmark, [generator/]control), made from a generated one."""
+        """The controls' datasets (benchmark, [generator/]control), made from a generated one
+        (real_pretrained has none: it reads the real train split)."""
         return [
             (b, Run(c, g).dataset)
             for b in self.benchmarks
             for g in self.generators
             for c in self.config["controls"]
-            if self.distributions_of[b]
+            if self.distributions_of[b] and c != REAL_PRETRAINED
         ]
 
     def control_source(self, bench: str, dataset: str) -> str:
@@ -414,9 +421,26 @@ class Plan:
     def synthetic_dialogues(self, bench: str, condition: str) -> str:
         """What pre-training reads: the parsed dataset, or what label verification kept of it."""
         run = Run.parse(condition)
+        if run.distribution == REAL_PRETRAINED:  # the synthetic set whose step count it matches
+            return self.control_source(bench, run.dataset)
         folder = f"results/generated/{bench}/{run.dataset}"
         verified = run.generator in self.verified and run.distribution not in CONTROLS  # a control is made from it
         return f"{folder}/verified/dialogues.jsonl" if verified else f"{folder}/dialogues.jsonl"
+
+    def pretrain_real(self, bench: str, condition: str) -> list[str]:
+        """The real train split, for the real_pretrained control's pre-training (nothing for the others)."""
+        real = Run.parse(condition).distribution == REAL_PRETRAINED
+        return [f"results/benchmarks/{bench}/train.jsonl"] if real else []
+
+    def pretrain_caps(self, condition: str) -> dict:
+        """A pre-training job's caps: the synthetic cap, and the train cap where it reads the real split."""
+        real = Run.parse(condition).distribution == REAL_PRETRAINED
+        return self.caps("synthetic", "train") if real else self.caps("synthetic")
+
+    def pretrain_knowledge_source(self, condition: str) -> str:
+        """The source whose TODKAT knowledge a pre-training job reads: its dataset, or the real train split."""
+        run = Run.parse(condition)
+        return "train" if run.distribution == REAL_PRETRAINED else run.dataset
 
     def finetune_inputs(self, bench: str, classifier: str, condition: str, seed: str) -> dict:
         """The real splits, pretrained.pt unless baseline, TODKAT's COMET knowledge of the splits, and

@@ -173,6 +173,27 @@ def steps_per_epoch(data: list[Dialogue], recipe: Recipe) -> int:
     return sum(1 for _ in steps(data, recipe, False))
 
 
+def real_for_steps(real: list[Dialogue], target: int, recipe: Recipe, seed: int) -> list[Dialogue]:
+    """The real_pretrained control's pre-training data: real dialogues in a seeded order (cycled when
+    the split is short) whose epoch has `target` steps under `recipe`, the synthetic pre-training's
+    count, so that both phases schedule the same optimisation steps. A dialogue that would overshoot
+    is skipped for a shorter one; only when none fits is the count exceeded by the least possible."""
+    order = list(real)
+    random.Random(f"real_pretrained:{seed}").shuffle(order)
+    chosen: list[Dialogue] = []
+    count, misses, i = 0, 0, 0
+    while count < target and order:
+        candidate = order[i % len(order)]
+        i += 1
+        more = steps_per_epoch([*chosen, candidate], recipe)
+        if more > target and misses < len(order):
+            misses += 1
+            continue
+        chosen.append(candidate)
+        count, misses = more, 0
+    return chosen
+
+
 def passes(model: ERCModel, batch: list[Dialogue], max_tokens: int, rows: list[Row] | None = None) -> list[list[Row]]:
     """The rows (all of the batch's by default) cut into forward passes of at most `max_tokens`
     padded tokens.

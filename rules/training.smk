@@ -35,8 +35,10 @@ rule knowledge:
 rule pretrain:
     input:
         synthetic=lambda w: PLAN.synthetic_dialogues(w.benchmark, w.condition),
+        # The real_pretrained control: the real split it pre-trains on (none for the others).
+        real=lambda w: PLAN.pretrain_real(w.benchmark, w.condition),
         accepted=accepted,
-        knowledge=knowledge_of(lambda w: [run_of(w).dataset]),
+        knowledge=knowledge_of(lambda w: [PLAN.pretrain_knowledge_source(w.condition)]),
         encoder=PLAN.fetched(TRAIN["encoder"]),
     output:
         "results/models/{benchmark}/{classifier}/{condition}/seed{seed}/pretrained.pt",
@@ -58,7 +60,7 @@ rule pretrain:
     params:
         model=lambda w: PLAN.model_settings(w.benchmark, w.classifier),
         recipe=recipe_of("pretrain"),
-        caps=PLAN.caps("synthetic"),
+        caps=lambda w: PLAN.pretrain_caps(w.condition),
         cell=lambda w: PLAN.design_cell(w.condition),
         code=classifier_code("pretrain.py"),
     script:

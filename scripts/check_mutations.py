@@ -364,6 +364,20 @@ MUTATIONS = (
             "tests/test_plan.py::test_the_shuffled_control_is_a_condition_of_every_generator_made_from_the_first_distribution",
         ),
     ),
+    Mutation(
+        "real-pretrained-overshoots",
+        "ercsynth/training.py",
+        "        if more > target and misses < len(order):\n",
+        "        if False:\n",
+        ("tests/test_training.py::test_the_real_pretrained_control_gets_the_synthetic_step_count",),
+    ),
+    Mutation(
+        "real-pretrained-any-fraction",
+        "ercsynth/plan.py",
+        'if REAL_PRETRAINED in self.config["controls"] and [float(f) for f in self.config["real_fractions"]] != [1.0]:',
+        "if False:",
+        ("tests/test_plan.py::test_a_control_source_a_benchmark_lacks_names_the_key",),
+    ),
 )
 
 

@@ -266,3 +266,17 @@ def test_the_shuffled_control_is_a_condition_of_every_generator_made_from_the_fi
 def test_a_control_source_a_benchmark_lacks_names_the_key():
     message = plan_error({"controls": ["shuffled"], "control_source": "natural"})
     assert "config key 'control_source': 'natural' is not a distribution of EmoryNLP" in message
+    message = plan_error({"controls": ["real_pretrained"], "real_fractions": [0.5, 1.0]})
+    assert "config key 'controls': real_pretrained pre-trains on the whole real train split" in message
+
+
+def test_the_real_pretrained_control_reads_the_real_split_and_counts_the_synthetic_steps():
+    plan = make_plan({"controls": ["real_pretrained"]})
+    assert not plan.control_datasets  # nothing to make: it reads the real train split
+    assert "results/models/MELD/todkat/real_pretrained/seed1/metrics.json" in plan.all_runs()
+    assert plan.pretrain_real("MELD", "real_pretrained/n8") == ["results/benchmarks/MELD/train.jsonl"]
+    assert plan.pretrain_real("MELD", "natural") == []
+    assert plan.synthetic_dialogues("MELD", "real_pretrained") == "results/generated/MELD/natural/dialogues.jsonl"
+    assert plan.pretrain_caps("real_pretrained") == plan.caps("synthetic", "train")
+    assert plan.pretrain_caps("natural") == plan.caps("synthetic")
+    assert plan.pretrain_knowledge_source("real_pretrained") == "train"

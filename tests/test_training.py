@@ -277,3 +277,26 @@ def test_mixed_precision_trains_on_the_cpu(tiny_roberta, tmp_path, precision):
     handle.remove()
     assert dtypes and set(dtypes) == {torch.bfloat16 if precision == "bf16" else torch.float16}
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in out["history"])
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {},  # the default: whole dialogues packed up to batch_size utterances
+        {"batch_size": 2, "shuffle": "utterances"},  # utterance steps: a long dialogue adds several
+        {"batch_size": 3, "batch_unit": "dialogues"},
+    ],
+)
+def test_the_real_pretrained_control_gets_the_synthetic_step_count(shape):
+    """real_pretrained pre-trains on real dialogues for exactly as many steps per epoch as the
+    synthetic pre-training of its cell, cycling the real split when it is the shorter one."""
+    from ercsynth.training import real_for_steps
+
+    real = load_split(BENCH, "MELD", "train")[:30]
+    r = replace(OPTIM, **shape)
+    for synthetic in (load_split(BENCH, "MELD", "dev")[:n] for n in (3, 7, 12, 40)):
+        target = steps_per_epoch(synthetic, r)
+        chosen = real_for_steps(real, target, r, seed=2)
+        assert steps_per_epoch(chosen, r) == target, (shape, target)
+        assert {d.dialogue_id for d in chosen} <= {d.dialogue_id for d in real}
+    assert real_for_steps(real, 5, r, 2) == real_for_steps(real, 5, r, 2) != real_for_steps(real, 5, r, 3)

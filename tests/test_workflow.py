@@ -344,13 +344,15 @@ def test_a_third_synthetic_size_trains_that_size_only(tiny_run, tmp_path):
     assert planned(work, extra_config=half) == {"finetune": 5, "aggregate": 1}
 
 
-def test_the_shuffled_control_runs_beside_the_finished_conditions(tiny_run, tmp_path):
-    """controls: [shuffled] on a finished run adds the control only: its dataset (the natural set's
-    texts, labels permuted), its pre-training and fine-tuning, and the statistics, which name it."""
+def test_the_controls_run_beside_the_finished_conditions(tiny_run, tmp_path):
+    """controls: [shuffled, real_pretrained] on a finished run adds the controls only: the shuffled
+    dataset (the natural set's texts, labels permuted), each control's pre-training and fine-tuning,
+    and the statistics, which name both. real_pretrained pre-trains on the real train split for the
+    natural set's step count."""
     work = linked_copy(tiny_run, tmp_path / "run")
-    control = ["classifiers=[emoberta]", "controls=[shuffled]"]
-    # (label quality reruns for the narrower classifier list, not for the control: it reads generated sets only)
-    expected = {"shuffle_labels": 1, "pretrain": 1, "finetune": 1, "aggregate": 1, "label_quality": 1}
+    control = ["classifiers=[emoberta]", "controls=[shuffled,real_pretrained]"]
+    # (label quality reruns for the narrower classifier list, not for the controls: it reads generated sets only)
+    expected = {"shuffle_labels": 1, "pretrain": 2, "finetune": 2, "aggregate": 1, "label_quality": 1}
     assert planned(work, extra_config=control) == expected
     snakemake(work, extra_config=control)
     source, shuffled = (
@@ -364,8 +366,13 @@ def test_the_shuffled_control_runs_beside_the_finished_conditions(tiny_run, tmp_
     assert [u["text"] for u in shuffled] == [u["text"] for u in source]
     if len({u["label"] for u in source}) > 1:
         assert sum(a["label"] != b["label"] for a, b in zip(source, shuffled, strict=True)) / len(source) >= 0.3
+    log = (work / "results/logs/pretrain/MELD_emoberta_real_pretrained_seed1.log").read_text()
+    counts = re.search(r"as many steps per epoch as \d+ synthetic dialogues: (\d+)", log)
+    assert counts and f"{counts.group(1)} steps per epoch" in log
     results = (work / "results/stats/results.csv").read_text()
-    assert ",shuffled," in results and "| shuffled" in (work / "results/stats/summary.md").read_text()
+    assert ",shuffled," in results and ",real_pretrained," in results
+    summary = (work / "results/stats/summary.md").read_text()
+    assert "| shuffled" in summary and "real_pretrained" in summary
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ from pathlib import Path
 
 from _job import fail, start
 
-from ercsynth.design import DesignError, synthetic_subset
+from ercsynth.design import REAL_PRETRAINED, DesignError, synthetic_subset
 from ercsynth.dialogues import cap, read_dialogues
 from ercsynth.models import save_weights
-from ercsynth.training import Trainer
+from ercsynth.training import Trainer, real_for_steps, steps_per_epoch
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm)
@@ -25,8 +25,14 @@ run_dir = Path(sm.output[0]).parent
 trainer = Trainer.for_job(
     "pretrain", run_dir, w.benchmark, w.classifier, int(w.seed), params, list(sm.input), sm.input.knowledge
 )
-log.info("pre-training on %d synthetic dialogues: %s", len(synthetic), trainer.recipe)
-summary = trainer.fit("pretrain", synthetic, trainer.recipe.epochs)
+data, what = synthetic, "synthetic"
+if p.cell["distribution"] == REAL_PRETRAINED:  # the control: real dialogues, the synthetic set's step count
+    target = steps_per_epoch(synthetic, trainer.recipe)
+    data = real_for_steps(cap(read_dialogues(sm.input.real[0]), p.caps["train"]), target, trainer.recipe, int(w.seed))
+    what = f"real (as many steps per epoch as {len(synthetic)} synthetic dialogues: {target})"
+    log.info("real_pretrained: %d real dialogues, %d steps per epoch", len(data), steps_per_epoch(data, trainer.recipe))
+log.info("pre-training on %d %s dialogues: %s", len(data), what, trainer.recipe)
+summary = trainer.fit("pretrain", data, trainer.recipe.epochs)
 meta = {"benchmark": w.benchmark, "classifier": w.classifier, "labels": list(trainer.vocab.labels), "phase": "pretrain"}
 save_weights(trainer.model, sm.output[0], meta | {"summary": summary, "synthetic_dialogues": len(synthetic)})
 trainer.discard_state()
