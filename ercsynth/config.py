@@ -50,12 +50,14 @@ def _types(schema: dict) -> list[str]:
 
 
 def _resolve(schema: dict, root: dict) -> dict:
+    """`schema` with its `$ref` followed, through every reference in a chain (a per-benchmark key
+    refers to generation's, which may refer to a shared definition)."""
     ref = schema.get("$ref")
     if ref and ref.startswith("#/"):
         node: Any = root
         for part in ref[2:].split("/"):
             node = node[part]
-        return {**node, **{k: v for k, v in schema.items() if k != "$ref"}}
+        return _resolve({**node, **{k: v for k, v in schema.items() if k != "$ref"}}, root)
     return schema
 
 

@@ -45,7 +45,6 @@ COLUMNS = (
 SENTENCE_END = tuple(".!?…\"'”’)]»")
 MIN_OVERLAP_WORDS = 4
 OVERLAP_NGRAM = 8
-OVERLAP_WARNING = 0.01  # summary.md warns above this share of copied utterances
 
 
 @dataclass(frozen=True)
@@ -128,20 +127,3 @@ def dataset_quality(
         "js_distance_to_real": float(jensenshannon(mine, theirs, base=2)) if mine.sum() and theirs.sum() else None,
         "cut_off_share": cut_off_share(texts),
     } | test_overlap(texts, [u.text for d in held_out for u in d.utterances])
-
-
-def overlap_warnings(rows: Sequence[dict]) -> list[str]:
-    """summary.md's warning for each synthetic dataset (data_quality.csv rows) that copies more than
-    OVERLAP_WARNING of its utterances from the real dev or test lines."""
-    out = []
-    for row in rows:
-        if row["dataset"] == "train":
-            continue
-        shares = {k: row[k] for k in ("test_overlap_exact", "test_overlap_8gram") if row[k] > OVERLAP_WARNING}
-        if shares:
-            found = ", ".join(f"{k} {v:.1%}" for k, v in shares.items())
-            out.append(
-                f"> **Warning:** {row['benchmark']} {row['dataset']}: {found} of its utterances copy the real "
-                "dev or test lines (over 1 %): its gains may come from the test set (data_quality.csv)."
-            )
-    return out

@@ -22,7 +22,6 @@ from ercsynth.design import ALL, AXES, BASELINE, CONTROLS, DISTRIBUTIONS, Run
 from ercsynth.effects import ALPHA, POWER, BootstrapSettings, dialogue_confusions, holm, paired_bootstrap, unit_of
 from ercsynth.labels import label_distribution, vocabulary
 from ercsynth.metrics import classification_metrics, cohen_kappa
-from ercsynth.quality import overlap_warnings
 
 CONDITION_ORDER = (BASELINE, *DISTRIBUTIONS, *CONTROLS)
 
@@ -134,6 +133,26 @@ def floor_warnings(df: pd.DataFrame) -> list[str]:
             "about synthetic data. Train on more real data or for more steps (docs/configuration.md)."
         )
     return lines
+
+
+OVERLAP_WARNING = 0.01  # summary.md warns above this share of utterances copied from dev or test
+
+
+def overlap_warnings(rows: Sequence[dict]) -> list[str]:
+    """summary.md's warning for each synthetic dataset (data_quality.csv rows) that copies more than
+    OVERLAP_WARNING of its utterances from the real dev or test lines."""
+    out = []
+    for row in rows:
+        if row["dataset"] == "train":
+            continue
+        shares = {k: row[k] for k in ("test_overlap_exact", "test_overlap_8gram") if row[k] > OVERLAP_WARNING}
+        if shares:
+            found = ", ".join(f"{k} {v:.1%}" for k, v in shares.items())
+            out.append(
+                f"> **Warning:** {row['benchmark']} {row['dataset']}: {found} of its utterances copy the real "
+                "dev or test lines (over 1 %): its gains may come from the test set (data_quality.csv)."
+            )
+    return out
 
 
 def summary_markdown(df: pd.DataFrame, effects: pd.DataFrame | None = None, notes: Sequence[str] = ()) -> str:

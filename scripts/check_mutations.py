@@ -309,8 +309,8 @@ MUTATIONS = (
     Mutation(
         "rule-without-environment",
         "rules/parsing.smk",
-        '        f"{LOGS}/parse/{{benchmark}}_{{dataset}}.log",\n    conda:\n        "../envs/generation.yaml"\n',
-        '        f"{LOGS}/parse/{{benchmark}}_{{dataset}}.log",\n',
+        '        dataset=dataset_pattern(GENERATORS, DISTRIBUTIONS),\n    conda:\n        "../envs/generation.yaml"\n',
+        "        dataset=dataset_pattern(GENERATORS, DISTRIBUTIONS),\n",
         ("tests/test_envs.py::test_every_rule_with_a_script_has_an_environment",),
     ),
     Mutation(

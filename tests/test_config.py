@@ -166,8 +166,11 @@ def test_dry_run_paper_config(paper_workdir):
     assert out.count("rule generate:") == 3 * 2 * 10
     # This machine has no GPU: a local run asks for none, whatever the paper's scale.
     assert "gpu=0" in out and "gpu=1" not in out
-    assert out.count("rule knowledge:") == 3 * (3 + 2)  # each real split and synthetic set, once
-    assert out.count("rule pretrain:") == 3 * 3 * 2 * 5 and out.count("rule finetune:") == 3 * 3 * 3 * 5
+    # each real split, synthetic set and the shuffled control, once (real_pretrained reads train's)
+    assert out.count("rule knowledge:") == 3 * (3 + 2 + 1)
+    # 2 distributions and 2 controls pre-trained; those and the baseline fine-tuned
+    assert out.count("rule pretrain:") == 3 * 3 * 4 * 5 and out.count("rule finetune:") == 3 * 3 * 5 * 5
+    assert "results/models/IEMOCAP/todkat/real_pretrained/seed5/metrics.json" in out
     blocks = job_blocks(out)
     name, inputs = blocks["results/models/IEMOCAP/todkat/balanced/seed5/model.pt"]
     assert name == "finetune"
@@ -220,3 +223,10 @@ def test_workflow_lints_clean_and_is_formatted(tmp_path):
         [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True
     )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_per_benchmark_strings_are_coerced_through_the_schemas_chain_of_references():
+    """generation.per_benchmark's keys refer to generation's own, which may refer to a shared
+    definition: `--config` strings still become the schema's types."""
+    cfg = load_config(REPO / "config.yaml", {"generation": {"per_benchmark": {"IEMOCAP": {"turns": ["30", "60"]}}}})
+    assert check_config(cfg, SCHEMA)["generation"]["per_benchmark"]["IEMOCAP"]["turns"] == [30, 60]

@@ -10,7 +10,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import BENCH, REPO
 
 from ercsynth import design, recipe
@@ -229,8 +228,9 @@ def test_the_plan_command_prints_every_job_of_the_paper_dag(paper_workdir):
     assert rc == 0
     jobs = [json.loads(line) for line in lines]
     counts = Counter(job["rule"] for job in jobs)
-    paper = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
-    runs = 3 * len(paper["seeds"]) * 3 * (1 + 2 * len(paper.get("synthetic_sizes", ["all"])))
+    paper = load_config(REPO / "config.yaml", REPO / "configs" / "paper.yaml")
+    kinds = len(paper["distributions"]) + len(paper["controls"])
+    runs = 3 * len(paper["seeds"]) * 3 * (1 + kinds * len(paper.get("synthetic_sizes", ["all"])))
     assert counts["finetune"] == runs and counts["generate"] > 0 and counts["pretrain"] > 0
     generate = next(j for j in jobs if j["rule"] == "generate" and j["wildcards"]["dataset"] == "natural")
     assert generate["params"]["settings"]["temperature"] == paper["generation"]["temperature"]

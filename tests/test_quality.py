@@ -96,7 +96,7 @@ def test_planted_test_lines_are_found_and_only_they():
 
 
 def test_a_set_that_copies_test_lines_is_warned_about_first_in_the_summary():
-    from ercsynth.quality import overlap_warnings
+    from ercsynth.stats import overlap_warnings
 
     rows = [
         {"benchmark": "MELD", "dataset": "train", "test_overlap_exact": 0.05, "test_overlap_8gram": 0.05},

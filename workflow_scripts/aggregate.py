@@ -10,8 +10,7 @@ from _job import start
 
 from ercsynth.effects import BootstrapSettings
 from ercsynth.plots import plot_confusions, plot_f1, plot_f1_by_axis, plot_training_curves
-from ercsynth.quality import overlap_warnings
-from ercsynth.stats import analyse, write_analysis
+from ercsynth.stats import analyse, overlap_warnings, write_analysis
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 log = start(sm, torch_threads=False)
