@@ -387,8 +387,9 @@ def workflow_copy(tmp_path_factory) -> Path:
         ("stats.py", {"aggregate": 1, "label_quality": 1, "data_quality_table": 1}),
         # plots.py: the statistics draw with it; no training job imports it.
         ("plots.py", {"aggregate": 1, "label_quality": 1, "data_quality_table": 1}),
-        # quality.py: the data-quality figures only, of every dataset (the train splits' too).
-        ("quality.py", {"data_quality": 3, "data_quality_table": 1}),
+        # quality.py: the data-quality figures of every dataset (the train splits' too), and the
+        # summary, whose test-overlap warnings read them; no training job.
+        ("quality.py", {"data_quality": 3, "data_quality_table": 1, "aggregate": 1}),
         (
             "parsing.py",
             {"parse": 2, "accept_synthetic": 2, "pretrain": 6, "finetune": 6, "aggregate": 1}
