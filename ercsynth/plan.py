@@ -70,15 +70,17 @@ class Plan:
     distributions_of: dict[str, list[str]]
     hub: dict[str, HubModel]
     notes: list[str] = field(default_factory=list)  # what the start-up found, for the log
+    prompts: dict[str, list[str]] = field(default_factory=dict)  # generator -> its checked template files
 
     # ------------------------------------------------------------------ building and checking
     @classmethod
     def from_config(cls, config: dict, basedir: str | Path = ROOT, read_user_files: bool = True) -> Plan:
         """Check `config` (as Snakemake merged it) and build the plan. `read_user_files`: also read
         every split of a user-defined benchmark, so a bad label stops the run before any job."""
+        schema = load_schema(SCHEMA)
         try:
-            checked = check_config(config, SCHEMA)
-            generators = generator_blocks(checked, load_schema(SCHEMA))
+            checked = check_config(config, schema)
+            generators = generator_blocks(checked, schema)
             definitions = all_definitions(checked["benchmark_definitions"])
         except (ConfigError, DesignError, DefinitionError) as exc:
             raise PlanError(str(exc)) from None
@@ -91,7 +93,7 @@ class Plan:
         except ValueError as exc:
             raise PlanError(str(exc)) from None
         for gen in generators:  # a missing or broken prompt or GGUF file stops the run at start-up
-            plan.prompt_files(gen)
+            plan.prompts[gen] = plan._checked_prompts(gen)
             plan.gguf(gen)
         plan._check_verification()
         plan._check_controls()
@@ -373,6 +375,10 @@ class Plan:
         return [model]
 
     def prompt_files(self, gen_name: str) -> list[str]:
+        """A generator's prompt templates, as checked at start-up (a generate job's input)."""
+        return self.prompts[gen_name]
+
+    def _checked_prompts(self, gen_name: str) -> list[str]:
         """The prompt templates, relative to the working directory, else to the workflow folder; each
         read and its fields checked, so a broken template stops the run before its first job."""
         paths = []
@@ -427,30 +433,29 @@ class Plan:
         verified = run.generator in self.verified and run.distribution not in CONTROLS  # a control is made from it
         return f"{folder}/verified/dialogues.jsonl" if verified else f"{folder}/dialogues.jsonl"
 
+    @staticmethod
+    def _real_pretrained(condition: str) -> bool:
+        return Run.parse(condition).distribution == REAL_PRETRAINED
+
     def pretrain_real(self, bench: str, condition: str) -> list[str]:
         """The real train split, for the real_pretrained control's pre-training (nothing for the others)."""
-        real = Run.parse(condition).distribution == REAL_PRETRAINED
-        return [f"results/benchmarks/{bench}/train.jsonl"] if real else []
+        return [f"results/benchmarks/{bench}/train.jsonl"] if self._real_pretrained(condition) else []
 
     def pretrain_caps(self, condition: str) -> dict:
         """A pre-training job's caps: the synthetic cap, and the train cap where it reads the real split."""
-        real = Run.parse(condition).distribution == REAL_PRETRAINED
-        return self.caps("synthetic", "train") if real else self.caps("synthetic")
+        return self.caps("synthetic", "train") if self._real_pretrained(condition) else self.caps("synthetic")
 
     def pretrain_knowledge_source(self, condition: str) -> str:
         """The source whose TODKAT knowledge a pre-training job reads: its dataset, or the real train split."""
-        run = Run.parse(condition)
-        return "train" if run.distribution == REAL_PRETRAINED else run.dataset
+        return "train" if self._real_pretrained(condition) else Run.parse(condition).dataset
 
     def finetune_inputs(self, bench: str, classifier: str, condition: str, seed: str) -> dict:
         """The real splits, pretrained.pt unless baseline, TODKAT's COMET knowledge of the splits, and
         the hub encoder's marker (the hard stop is added by the rule, as ancient())."""
         run = Run.parse(condition)
         inputs: dict[str, Any] = {split: f"results/benchmarks/{bench}/{split}.jsonl" for split in SPLITS}
-        pretrained = (
-            "" if run.baseline else f"results/models/{bench}/{classifier}/{run.pretrained}/seed{seed}/pretrained.pt"
-        )
-        inputs["init"] = [pretrained] if pretrained else []
+        pretrained = f"results/models/{bench}/{classifier}/{{}}/seed{seed}/pretrained.pt"
+        inputs["init"] = [] if run.baseline else [pretrained.format(run.pretrained)]
         inputs["knowledge"] = self.knowledge_files(bench, classifier, SPLITS)
         inputs["encoder"] = self.fetched(self.training["encoder"])
         return inputs
